@@ -74,9 +74,11 @@ class TrainConfig:
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             bad("augment", f"must be None or one of {', '.join(AUGMENTATIONS)}")
         try:
-            torch.device(self.device)
+            device = torch.device(self.device)
         except RuntimeError:
             bad("device", "must be a torch device string such as 'cpu' or 'cuda'")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            bad("device", "asks for CUDA but torch sees no CUDA device; use 'cpu'")
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

@@ -63,11 +63,10 @@ class _QuadraticDWConvFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_a, w_b, w_c, b_a, b_b, b_c, padding: int, use_triton: bool):
-        weight, bias = _stack_weights(w_a, w_b, w_c, b_a, b_b, b_c)
         if use_triton:
             from search_spaces.triton_quadratic import dwquad_forward
 
-            y = dwquad_forward(x, weight, bias, padding)
+            y = dwquad_forward(x, *_stack_weights(w_a, w_b, w_c, b_a, b_b, b_c), padding)
         else:
             a, b, lin = (_dw(x, w, bb, padding) for w, bb in ((w_a, b_a), (w_b, b_b), (w_c, b_c)))
             y = torch.addcmul(lin, a, b)
