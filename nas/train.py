@@ -55,18 +55,23 @@ class TrainConfig:
         def bad(name: str, rule: str) -> None:
             raise ValueError(f"{name} {rule}, got {getattr(self, name)!r}")
 
-        if not isinstance(self.epochs, int) or self.epochs < 1:
+        def is_int(v: object) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not is_int(self.epochs) or self.epochs < 1:
             bad("epochs", "must be a positive integer")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not is_int(self.batch_size) or self.batch_size < 1:
             bad("batch_size", "must be a positive integer")
         if not self.lr > 0:
             bad("lr", "must be > 0")
-        if self.weight_decay < 0:
+        if not self.weight_decay >= 0:  # written so that NaN fails too
             bad("weight_decay", "must be >= 0")
-        if not 0.0 <= self.label_smoothing < 1.0:
+        if not 0.0 <= self.label_smoothing < 1.0:  # NaN fails chained comparisons
             bad("label_smoothing", "must be in [0, 1)")
-        if self.warmup_epochs < 0:
+        if not self.warmup_epochs >= 0:
             bad("warmup_epochs", "must be >= 0")
+        if not is_int(self.seed) or self.seed < 0:
+            bad("seed", "must be a non-negative integer")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             bad("min_lr_ratio", "must be in [0, 1]")
         if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:

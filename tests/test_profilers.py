@@ -1,0 +1,214 @@
+"""Tests for profilers: saved-activation accounting, CUDA peak memory, timing and summaries,
+each against a value derived in the test (storage sizes, numpy percentiles, a known sleep)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from profilers import (
+    SavedTensorMeter,
+    TimingStats,
+    peak_cuda_memory_bytes,
+    saved_activation_bytes,
+    summarize,
+    synchronize,
+    time_once_ms,
+)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+class _Scale(nn.Module):
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(n))
+        self.register_buffer("b", torch.zeros(n))
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.untyped_storage().nbytes()
+
+
+# ---- SavedTensorMeter ------------------------------------------------------------------------
+
+def test_meter_excludes_module_parameters():
+    x = torch.randn(3, 5, requires_grad=True)  # (B, N) activation, 15 float32 = 60 bytes
+    mod = _Scale(5)
+    assert _nbytes(x) == 15 * 4
+    with SavedTensorMeter(exclude=mod) as meter:
+        y = (x * mod.w).sum()
+    assert meter.n_packed == 2  # mul saves both operands
+    assert meter.bytes == _nbytes(x) == 60
+    assert meter.n_storages == 1
+    y.backward()  # the graph is still intact after the meter
+    assert torch.equal(x.grad, mod.w.detach().expand(3, 5))
+
+
+def test_meter_without_exclude_counts_parameters_too():
+    x = torch.randn(3, 5, requires_grad=True)
+    mod = _Scale(5)
+    with SavedTensorMeter() as meter:
+        (x * mod.w).sum()
+    assert meter.bytes == _nbytes(x) + _nbytes(mod.w) == 60 + 20
+    assert meter.n_storages == 2
+
+
+def test_meter_counts_a_storage_once():
+    x = torch.randn(4, 6, requires_grad=True)
+    v = x.view(-1)
+    with SavedTensorMeter() as meter:
+        (v * v).sum()  # the same view saved twice
+    assert meter.n_packed == 2
+    assert meter.bytes == _nbytes(x) == 96
+    assert meter.n_storages == 1
+
+    base = torch.randn(4, 6)  # two different slices of one storage: the whole storage, once
+    a, b = base[:2].requires_grad_(), base[2:].requires_grad_()
+    assert a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    with SavedTensorMeter() as meter:
+        (a * b).sum()
+    assert meter.n_packed == 2
+    assert meter.bytes == _nbytes(base) == 96
+
+
+def test_meter_excludes_buffers_and_views_of_parameters():
+    x = torch.randn(2, 5, requires_grad=True)
+    mod = _Scale(5)
+    with SavedTensorMeter(exclude=mod) as meter:
+        (x * mod.w[None, :] * (mod.b + 1)).sum()
+    # First mul: x (for dw) and the view w[None] (for dx, excluded: the parameter's storage).
+    # Second mul: only (b + 1), for d(x*w); x*w itself is not saved because b + 1 needs no
+    # grad. b + 1 is a new tensor, not the buffer, so it counts: 5 float32.
+    assert meter.n_packed == 3
+    assert meter.bytes == _nbytes(x) + 5 * 4 == 60
+
+
+def test_meter_records_nothing_outside_its_context():
+    x = torch.randn(3, requires_grad=True)
+    meter = SavedTensorMeter()
+    with meter:
+        pass
+    (x * x).sum()
+    assert meter.bytes == 0 and meter.n_packed == 0
+
+
+# ---- saved_activation_bytes ------------------------------------------------------------------
+
+@pytest.mark.parametrize("start_training", [True, False])
+@pytest.mark.parametrize("x_requires_grad", [False, True])
+def test_saved_activation_bytes_of_linear(start_training, x_requires_grad):
+    torch.manual_seed(0)
+    batch, d_in, d_out = 7, 12, 5
+    model = nn.Linear(d_in, d_out)
+    model.train(start_training)
+    x = torch.randn(batch, d_in, requires_grad=x_requires_grad)
+    modes = []
+    model.register_forward_hook(lambda mod, inp, out: modes.append(mod.training))
+    # y = x Wᵀ + b saves x (for dW) and, when x needs grad, Wᵀ (for dx) — a view of the weight.
+    expected = batch * d_in * x.element_size()
+    assert saved_activation_bytes(model, x) == expected == 7 * 12 * 4
+    assert modes == [True]  # measured in training mode
+    assert model.training is start_training  # and the mode restored
+
+
+def test_saved_activation_bytes_includes_the_loss():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 4)
+    x = torch.randn(3, 6)
+    y = torch.tensor([0, 1, 3])
+    without = saved_activation_bytes(model, x)
+    with_loss = saved_activation_bytes(model, x, loss_fn=lambda out: nn.functional.cross_entropy(out, y))
+    # cross_entropy = nll_loss(log_softmax(out)): log_softmax saves its result (3x4 float32),
+    # nll_loss saves that same tensor again (one storage), the targets (3 int64) and its
+    # total_weight (a float32 scalar); the logits themselves are not saved.
+    assert without == 3 * 6 * 4
+    assert with_loss == without + 3 * 4 * 4 + 3 * 8 + 4
+
+
+def test_saved_activation_bytes_restores_mode_on_error():
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    model = Boom().eval()
+    with pytest.raises(RuntimeError, match="boom"):
+        saved_activation_bytes(model, torch.zeros(1))
+    assert model.training is False
+
+
+# ---- summarize -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 101])
+def test_summarize_matches_numpy_percentiles(n):
+    rng = np.random.default_rng(n)
+    samples = rng.exponential(5.0, size=n).tolist()
+    stats = summarize(samples)
+    assert isinstance(stats, TimingStats)
+    assert stats.repeats == n
+    assert stats.median_ms == pytest.approx(np.percentile(samples, 50, method="linear"), rel=1e-12)
+    assert stats.p10_ms == pytest.approx(np.percentile(samples, 10, method="linear"), rel=1e-12)
+    assert stats.p90_ms == pytest.approx(np.percentile(samples, 90, method="linear"), rel=1e-12)
+    assert stats.p10_ms <= stats.median_ms <= stats.p90_ms
+
+
+def test_summarize_by_hand():
+    # sorted 1..5: position (5-1)*q -> p10 = 1.4, median 3, p90 = 4.6; input order is irrelevant
+    stats = summarize([5, 3, 1, 4, 2])
+    assert (stats.median_ms, stats.repeats) == (3.0, 5)
+    assert stats.p10_ms == pytest.approx(1.4) and stats.p90_ms == pytest.approx(4.6)
+
+
+def test_summarize_empty_raises():
+    with pytest.raises(ValueError, match="at least one"):
+        summarize([])
+
+
+# ---- timing ----------------------------------------------------------------------------------
+
+def test_time_once_ms_covers_a_sleep():
+    calls = []
+
+    def nap():
+        calls.append(1)
+        time.sleep(0.01)
+
+    ms = time_once_ms(nap, "cpu")
+    assert isinstance(ms, float)
+    assert ms >= 9.0
+    assert calls == [1]
+    quick = time_once_ms(lambda: None, torch.device("cpu"))
+    assert isinstance(quick, float) and quick >= 0.0
+
+
+def test_synchronize_on_cpu_touches_no_cuda(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("torch.cuda.synchronize called for a CPU device")
+
+    monkeypatch.setattr(torch.cuda, "synchronize", fail)
+    assert synchronize("cpu") is None
+    assert synchronize(torch.device("cpu")) is None
+    time_once_ms(lambda: None, "cpu")  # the CPU timer does not synchronise either
+
+
+def test_peak_cuda_memory_on_cpu_raises():
+    ran = []
+    with pytest.raises(ValueError, match="cuda"):
+        peak_cuda_memory_bytes(lambda: ran.append(1), "cpu")
+    assert ran == []
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_peak_cuda_memory_covers_an_allocation():
+    n = 4 * 2**20  # 16 MiB of float32
+    kept = []
+    peak = peak_cuda_memory_bytes(lambda: kept.append(torch.empty(n, device="cuda")), "cuda")
+    assert peak >= n * 4
+    ms = time_once_ms(lambda: torch.ones(n, device="cuda").sum(), "cuda")
+    assert isinstance(ms, float) and ms > 0
+    synchronize("cuda")
