@@ -43,7 +43,8 @@ class BlockConfig:
     def __post_init__(self) -> None:
         if self.mixer not in MIXERS:
             _fail("mixer", f"unknown mixer {self.mixer!r}; valid: {', '.join(MIXERS)}")
-        if not isinstance(self.kernel_size, int) or self.kernel_size < 1 or self.kernel_size % 2 == 0:
+        k = self.kernel_size
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
             _fail("kernel_size", f"must be an odd positive integer, got {self.kernel_size!r}")
         if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) or self.mlp_ratio <= 0:
             _fail("mlp_ratio", f"must be a positive number, got {self.mlp_ratio!r}")
@@ -106,7 +107,8 @@ class NetConfig:
                 _fail(f"stages[{i}]", f"expected StageConfig, got {type(stage).__name__}")
         if self.quadra_impl not in QUADRA_IMPLS:
             _fail("quadra_impl", f"unknown {self.quadra_impl!r}; valid: {', '.join(QUADRA_IMPLS)}")
-        if not 0.0 <= self.drop_path_rate < 1.0:
+        rate = self.drop_path_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
             _fail("drop_path_rate", f"must be in [0, 1), got {self.drop_path_rate!r}")
         h, w = self.stem_output_hw
         need = 2 ** (len(self.stages) - 1)

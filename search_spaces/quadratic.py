@@ -74,11 +74,11 @@ class QuadraticNeuron(nn.Module):
         else:
             if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
                 raise ValueError(f"kernel_size must be a positive integer or None, got {kernel_size!r}")
-            if not isinstance(stride, int) or stride < 1:
+            if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
                 raise ValueError(f"stride must be a positive integer, got {stride!r}")
             if padding is None:
                 padding = kernel_size // 2
-            if not isinstance(padding, int) or padding < 0:
+            if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
                 raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
             if not isinstance(groups, int) or groups < 1 or in_channels % groups or out_channels % groups:
                 raise ValueError(
@@ -285,6 +285,7 @@ def create_quadratic(name: str, **kwargs) -> QuadraticNeuron:
         raise ValueError(
             f"unknown quadratic neuron {name!r}; valid names: {', '.join(QUADRATIC_NEURONS)}"
         ) from None
-    if "rank" in kwargs and name not in _TAKES_RANK:
-        raise ValueError(f"rank applies only to {sorted(_TAKES_RANK)}, not {name!r}")
+    if name not in _TAKES_RANK and "rank" in kwargs:
+        if kwargs.pop("rank") is not None:
+            raise ValueError(f"rank applies only to {sorted(_TAKES_RANK)}, not {name!r}")
     return cls(**kwargs)
