@@ -212,3 +212,18 @@ def test_peak_cuda_memory_covers_an_allocation():
     ms = time_once_ms(lambda: torch.ones(n, device="cuda").sum(), "cuda")
     assert isinstance(ms, float) and ms > 0
     synchronize("cuda")
+
+
+def test_cpu_device_name_is_the_cpuinfo_model_name():
+    from pathlib import Path
+
+    from profilers import cpu_model_name, device_name
+
+    name = device_name("cpu")
+    assert name == cpu_model_name() and name
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        models = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                  if ln.lower().startswith("model name")]
+        if models:
+            assert name == models[0]

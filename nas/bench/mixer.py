@@ -23,7 +23,6 @@ gnconv); ``peak_cuda_ratio_quadra_vs_gnconv`` on CUDA.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from profilers import peak_cuda_memory_bytes, saved_activation_bytes, summarize, time_once_ms
+from profilers import device_name, peak_cuda_memory_bytes, saved_activation_bytes, summarize, time_once_ms
 from search_spaces.networks import QuadraNet, count_params, uniform_net
 
 __all__ = ["MIXER_VARIANTS", "MixerBenchConfig", "mixer_bench_net", "run_mixer_bench"]
@@ -175,7 +174,7 @@ def _run(config: MixerBenchConfig, device: torch.device, progress: bool) -> dict
     record["config"] = {
         **asdict(config),
         "threads_used": torch.get_num_threads() if device.type == "cpu" else None,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": device_name(device),
         "torch": torch.__version__,
         "timing": "median of interleaved repeats after warm-up",
     }
