@@ -136,8 +136,16 @@ class Trainer:
         self.model.train()
         logits = self.model(x)
         loss = self.loss(logits, y, soft_targets)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {loss.item()} at step {self.step_count}")
+        return self.update(loss), logits.detach()
+
+    def update(self, loss: torch.Tensor) -> float:
+        """Backward of ``loss`` and one optimizer + schedule step; returns the loss value.
+
+        A non-finite loss raises ``FloatingPointError`` before any weight changes.
+        """
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"non-finite training loss {value} at step {self.step_count}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip_norm is not None:
@@ -145,7 +153,16 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step_count += 1
-        return loss.item(), logits.detach()
+        return value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "step_count": self.step_count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step_count = int(state["step_count"])
 
 
 @torch.no_grad()

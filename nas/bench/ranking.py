@@ -1,0 +1,130 @@
+"""``nas bench ranking``: does the supernet rank architectures like stand-alone training does?
+
+1. Train the supernet of ``space`` with the default budget (sandwich rule, in-place
+   distillation).
+2. Pick ``k`` subnets with a fixed seed, spread from smallest to largest: the space's min and
+   max, plus ``k - 2`` of 400 random samples at evenly spaced quantiles of parameter count.
+3. Evaluate each with inherited weights on the validation split.
+4. Train each from scratch with the same recipe (``TrainConfig``) and take its final
+   validation accuracy.
+5. Report Kendall's τ-b and Spearman's ρ between the two, the largest subnet's inherited and
+   stand-alone accuracy (validation, and test for reference), the mean absolute gap and the
+   minutes it all took. Accuracies are in percent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from scipy.stats import kendalltau, spearmanr
+from tqdm.auto import tqdm
+
+from nas.data import load_dataset
+from nas.supernet_train import SupernetConfig, evaluate_arch, train_supernet
+from nas.train import TrainConfig, evaluate, set_seed, train_model
+from search_spaces.arch import ArchConfig
+from search_spaces.networks import QuadraNet, count_params
+from search_spaces.space import SearchSpace, create_space
+
+__all__ = ["DEFAULT_DATASET", "RankingBenchConfig", "arch_params", "run_ranking_bench", "spread_archs"]
+
+DEFAULT_DATASET = {"digits-s": "digits", "cifar10-m": "cifar10", "imagenet-quadranet-t": "imagenet"}
+_CANDIDATES = 400
+
+
+@dataclass(frozen=True)
+class RankingBenchConfig:
+    space: str = "digits-s"
+    dataset: str | None = None  # None: the space's own dataset
+    data_dir: str | None = None
+    k: int = 10
+    epochs: int = 40  # supernet and stand-alone training, same recipe
+    n_random: int = 2
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 3:
+            raise ValueError(f"k must be an integer >= 3, got {self.k!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+
+
+def arch_params(space: SearchSpace, arch: ArchConfig) -> int:
+    """Parameter count of ``arch``'s stand-alone network (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        return count_params(QuadraNet(space.to_net_config(arch)))
+
+
+def spread_archs(space: SearchSpace, k: int, *, seed: int) -> list[ArchConfig]:
+    """``k`` distinct subnets from smallest to largest by parameter count (min, quantiles, max)."""
+    rng = random.Random(seed)
+    pool = {a.arch_id: a for a in (space.sample(rng) for _ in range(_CANDIDATES))}
+    ranked = sorted(pool.values(), key=lambda a: (arch_params(space, a), a.arch_id))
+    picks = [space.min_arch()]
+    for i in range(1, k - 1):
+        picks.append(ranked[round(i * (len(ranked) - 1) / (k - 1))])
+    picks.append(space.max_arch())
+    unique = list({a.arch_id: a for a in picks}.values())
+    if len(unique) < k:
+        raise ValueError(f"space {space.name!r} gave only {len(unique)} distinct subnets for k={k}")
+    return unique
+
+
+def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    space = create_space(config.space)
+    dataset = config.dataset or DEFAULT_DATASET.get(config.space)
+    if dataset is None:
+        raise ValueError(f"space {config.space!r} has no default dataset; pass --dataset")
+    recipe = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device)
+    out = Path(out)
+    sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random)
+    result = train_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=out / "supernet",
+                            data_dir=config.data_dir, progress=progress)
+    t_supernet = time.perf_counter() - t0
+    supernet = result.supernet
+    splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir)
+    archs = spread_archs(space, config.k, seed=config.seed)
+
+    rows = []
+    bar = tqdm(archs, desc="stand-alone", unit="net", disable=not progress, leave=False)
+    for arch in bar:
+        _, inh_val = evaluate_arch(supernet, arch, splits.val, device=config.device)
+        _, inh_test = evaluate_arch(supernet, arch, splits.test, device=config.device)
+        set_seed(config.seed)
+        net = QuadraNet(space.to_net_config(arch))
+        trained = train_model(net, splits, recipe, progress=False)
+        _, sa_val = evaluate(net, splits.val, device=config.device)
+        rows.append({
+            "arch_id": arch.arch_id, "arch": arch.describe(), "params": count_params(net),
+            "inherited_val_acc": 100 * inh_val, "standalone_val_acc": 100 * sa_val,
+            "inherited_test_acc": 100 * inh_test, "standalone_test_acc": 100 * trained.test_acc,
+        })
+    bar.close()
+
+    inherited = [r["inherited_val_acc"] for r in rows]
+    standalone = [r["standalone_val_acc"] for r in rows]
+    largest = rows[-1]
+    record = {
+        "kendall_tau": float(kendalltau(inherited, standalone).statistic),
+        "spearman": float(spearmanr(inherited, standalone).statistic),
+        "largest_inherited_acc": largest["inherited_val_acc"],
+        "largest_standalone_acc": largest["standalone_val_acc"],
+        "mean_abs_gap": sum(abs(a - b) for a, b in zip(inherited, standalone)) / len(rows),
+        "minutes": (time.perf_counter() - t0) / 60,
+        "largest_inherited_test_acc": largest["inherited_test_acc"],
+        "largest_standalone_test_acc": largest["standalone_test_acc"],
+        "supernet_minutes": t_supernet / 60,
+        "acc_unit": "percent; *_acc on the validation split unless named *_test_acc",
+        "subnets": rows,
+        "config": {**asdict(config), "dataset": dataset, "supernet_run": str(out / "supernet")},
+    }
+    (out / "ranking.json").write_text(json.dumps(record, indent=2))
+    return record

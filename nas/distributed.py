@@ -1,0 +1,81 @@
+"""``torch.distributed`` set-up for commands that may run under ``torchrun``.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) :func:`init_distributed` joins the
+process group — NCCL on CUDA, gloo on CPU — and pins each rank to its local GPU. Without it,
+everything runs in one process and the helpers here are no-ops. Only the main rank writes files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["DistContext", "cleanup_distributed", "init_distributed", "weights_digest"]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: str
+    backend: str | None  # None: single process
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.backend is not None
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def all_gather(self, obj: object) -> list[object]:
+        """Every rank's ``obj``, in rank order (``[obj]`` in one process)."""
+        if not self.distributed:
+            return [obj]
+        out: list[object] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+
+def init_distributed(device: str) -> DistContext:
+    """Join the ``torchrun`` process group if there is one; return this process's context."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(rank=0, world_size=1, local_rank=0, device=device, backend=None)
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.device(device).type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
+        torch.cuda.set_device(local_rank)
+        device, backend = f"cuda:{local_rank}", "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=device, backend=backend)
+
+
+def cleanup_distributed(ctx: DistContext) -> None:
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 over the model's parameters and buffers (names, shapes and bytes), CPU copy."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,300 @@
+"""``nas train-supernet``: train a QuadraNet supernet with the sandwich rule and in-place
+distillation (Yu & Huang, "Universally Slimmable Networks", ICCV 2019; BigNAS, ECCV 2020).
+
+Each step trains the largest subnet on the labels and, with the largest subnet's soft outputs
+as targets (in-place distillation), the smallest subnet and ``n_random`` random ones. The
+subnets of step ``s`` are drawn from ``random.Random(f"{seed}:{s}")`` and the batch
+augmentation from a generator seeded the same way, so a resumed run repeats exactly what an
+uninterrupted run would have done.
+
+The whole sandwich is one forward of :class:`SandwichLoss` (summed losses) and one backward:
+that is what lets the same code run under ``torchrun`` with ``DistributedDataParallel``
+(gloo on CPU, NCCL on GPU; the largest subnet uses every weight, so no parameter goes
+unused). It holds the activations of all subnets of a step at once.
+
+Run directory: ``config.json``, ``checkpoint.pt`` (latest; supernet, optimizer, schedule,
+RNG state, counters, history — written atomically every ``checkpoint_every`` steps and at
+each epoch end), ``history.csv``, and at the end ``supernet.safetensors`` and
+``train_log.json`` (inherited accuracies of the largest and smallest subnets, time, the
+weight digest of every rank).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from tqdm.auto import tqdm
+
+from nas.augment import augment_batch
+from nas.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from nas.data import DatasetSplits, load_dataset
+from nas.distributed import DistContext, cleanup_distributed, init_distributed, weights_digest
+from nas.train import Trainer, TrainConfig, evaluate, set_seed, soft_cross_entropy
+from search_spaces.arch import ArchConfig
+from search_spaces.elastic import QuadraSupernet
+from search_spaces.space import SearchSpace, create_space
+
+__all__ = [
+    "SandwichLoss", "SupernetConfig", "SupernetResult", "evaluate_arch", "load_supernet",
+    "sandwich_archs", "train_supernet",
+]
+
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "supernet.safetensors"
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """The training recipe plus the sandwich rule's settings."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    n_random: int = 2
+    distill: bool = True
+    checkpoint_every: int = 0  # steps between checkpoints; 0: only at epoch ends
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
+        if isinstance(self.n_random, bool) or not isinstance(self.n_random, int) or self.n_random < 0:
+            raise ValueError(f"n_random must be a non-negative integer, got {self.n_random!r}")
+        if isinstance(self.checkpoint_every, bool) or not isinstance(self.checkpoint_every, int) \
+                or self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SupernetConfig":
+        data = dict(data)
+        return cls(train=TrainConfig(**data.pop("train")), **data)
+
+
+def sandwich_archs(space: SearchSpace, step: int, *, seed: int, n_random: int) -> list[ArchConfig]:
+    """The subnets of training step ``step``: largest, smallest, then ``n_random`` random ones."""
+    rng = random.Random(f"{seed}:{step}")
+    return [space.max_arch(), space.min_arch()] + [space.sample(rng) for _ in range(n_random)]
+
+
+class SandwichLoss(nn.Module):
+    """Summed loss of one sandwich step; ``archs[0]`` (the largest) is the in-place teacher."""
+
+    def __init__(self, supernet: QuadraSupernet, *, label_smoothing: float, distill: bool) -> None:
+        super().__init__()
+        self.supernet = supernet
+        self.label_smoothing = label_smoothing
+        self.distill = distill
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, archs: list[ArchConfig]) -> torch.Tensor:
+        self.supernet.set_active(archs[0])
+        logits = self.supernet(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        teacher = logits.detach().softmax(dim=-1)
+        for arch in archs[1:]:
+            self.supernet.set_active(arch)
+            out = self.supernet(x)
+            if self.distill:
+                loss = loss + soft_cross_entropy(out, teacher)
+            else:
+                loss = loss + F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
+        return loss
+
+
+def evaluate_arch(supernet: QuadraSupernet, arch: ArchConfig, data: TensorDataset, *, device: str = "cpu"):
+    """(loss, accuracy) of ``arch`` with inherited supernet weights on ``data``."""
+    supernet.set_active(arch)
+    return evaluate(supernet, data, device=device)
+
+
+@dataclass
+class SupernetResult:
+    supernet: QuadraSupernet
+    run_dir: Path
+    history: list[dict[str, Any]]
+    log: dict[str, Any]
+
+
+def _check_data(space: SearchSpace, splits: DatasetSplits) -> None:
+    if tuple(splits.input_shape) != space.input_shape or splits.num_classes != space.num_classes:
+        raise ValueError(
+            f"space {space.name!r} expects inputs {space.input_shape} with {space.num_classes} classes; "
+            f"dataset {splits.name!r} gives {tuple(splits.input_shape)} with {splits.num_classes}"
+        )
+
+
+def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    if not history:
+        return
+    with open(run_dir / "history.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _prepare(out: Path, resume: bool, run_config: dict[str, Any]) -> dict[str, Any] | None:
+    """Check the run directory (every rank); return the checkpoint to resume from, if any."""
+    if resume:
+        state = load_checkpoint(out / CHECKPOINT, required=("supernet", "trainer", "rng", "config"))
+        stored = state["config"]
+        for key in ("space", "dataset", "seed"):
+            if stored[key] != run_config[key]:
+                raise ValueError(f"--resume: {out / CHECKPOINT} was trained with {key}={stored[key]!r}, "
+                                 f"not {run_config[key]!r}; resume with the same {key} or use a new --out")
+        return state
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"run directory {out} already holds files; pass --resume to continue it "
+                              "or choose another --out")
+    return None
+
+
+def train_supernet(
+    *,
+    space: str,
+    dataset: str,
+    config: SupernetConfig,
+    out: str | Path,
+    data_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> SupernetResult:
+    """Train (or, with ``resume``, continue training) a supernet; see the module docstring."""
+    sp = create_space(space)
+    tc = config.train
+    out = Path(out)
+    splits = load_dataset(dataset, seed=tc.seed, data_dir=data_dir)
+    _check_data(sp, splits)
+    run_config = {"space": space, "dataset": dataset, "seed": tc.seed,
+                  "data_dir": None if data_dir is None else str(data_dir), "supernet": config.to_dict()}
+    ctx = init_distributed(tc.device)
+    try:
+        state = _prepare(out, resume, run_config)
+        ctx.barrier()  # every rank has checked the directory before the main rank writes to it
+        return _train(sp, splits, config, run_config, out, state, ctx, progress, on_step)
+    finally:
+        cleanup_distributed(ctx)
+
+
+def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progress, on_step) -> SupernetResult:
+    tc = config.train
+    device = torch.device(ctx.device)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({**run_config, "world_size": ctx.world_size}, indent=2))
+    set_seed(tc.seed)
+    supernet = QuadraSupernet(sp).to(device)
+    sandwich = SandwichLoss(supernet, label_smoothing=tc.label_smoothing, distill=config.distill)
+    model: nn.Module = sandwich
+    if ctx.distributed:
+        model = DistributedDataParallel(sandwich, device_ids=[device.index] if device.type == "cuda" else None)
+    sampler = DistributedSampler(splits.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=tc.seed, drop_last=False)
+    loader = DataLoader(splits.train, batch_size=tc.batch_size, sampler=sampler)
+    trainer = Trainer(model, config=tc, steps_per_epoch=len(loader))
+    augment = splits.augment if tc.augment is None else tc.augment
+
+    history: list[dict[str, Any]] = []
+    epoch, done_in_epoch, step = 1, 0, 0
+    if state is not None:
+        supernet.load_state_dict(state["supernet"])
+        trainer.load_state_dict(state["trainer"])
+        restore_rng_state(state["rng"])
+        history = list(state["history"])
+        epoch, done_in_epoch, step = state["epoch"], state["batches_done"], state["global_step"]
+        if done_in_epoch >= len(loader):
+            epoch, done_in_epoch = epoch + 1, 0
+
+    def checkpoint(ep: int, batches_done: int) -> None:
+        if ctx.is_main:
+            save_checkpoint(out / CHECKPOINT, {
+                "kind": "quadranas-supernet", "config": run_config, "supernet": supernet.state_dict(),
+                "trainer": trainer.state_dict(), "rng": capture_rng_state(), "epoch": ep,
+                "batches_done": batches_done, "global_step": step, "history": history,
+            })
+        ctx.barrier()
+
+    t_start = time.perf_counter()
+    bar = tqdm(total=trainer.total_steps, initial=step, desc=f"supernet {sp.name}", unit="step",
+               disable=not (progress and ctx.is_main), leave=False)
+    try:
+        for ep in range(epoch, tc.epochs + 1):
+            sampler.set_epoch(ep)
+            t0, loss_sum, n_steps = time.perf_counter(), 0.0, 0
+            for i, (x, y) in enumerate(loader):
+                if ep == epoch and i < done_in_epoch:
+                    continue  # already trained before the interruption
+                x, y = x.to(device), y.to(device)
+                gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
+                x = augment_batch(x, augment, generator=gen)
+                archs = sandwich_archs(sp, step, seed=tc.seed, n_random=config.n_random)
+                loss_sum += trainer.update(model(x, y, archs))
+                n_steps += 1
+                step += 1
+                bar.update(1)
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    checkpoint(ep, i + 1)
+                if on_step is not None:
+                    on_step(step)
+            _, acc_max = evaluate_arch(supernet, sp.max_arch(), splits.val, device=ctx.device)
+            _, acc_min = evaluate_arch(supernet, sp.min_arch(), splits.val, device=ctx.device)
+            history.append({"epoch": ep, "train_loss": loss_sum / max(n_steps, 1), "val_acc_max": acc_max,
+                            "val_acc_min": acc_min, "lr": trainer.optimizer.param_groups[0]["lr"],
+                            "seconds": time.perf_counter() - t0})
+            bar.set_postfix(epoch=ep, max=f"{acc_max:.3f}", min=f"{acc_min:.3f}")
+            checkpoint(ep, len(loader))
+            if ctx.is_main:
+                _write_history(out, history)
+    finally:
+        bar.close()
+
+    digests = ctx.all_gather(weights_digest(supernet))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks ended with different supernet weights: {digests}")
+    _, acc_max = evaluate_arch(supernet, sp.max_arch(), splits.val, device=ctx.device)
+    _, acc_min = evaluate_arch(supernet, sp.min_arch(), splits.val, device=ctx.device)
+    log = {"space": sp.name, "steps": step, "epochs": tc.epochs, "world_size": ctx.world_size,
+           "val_acc_max": acc_max, "val_acc_min": acc_min,
+           "seconds_this_session": time.perf_counter() - t_start, "rank_weight_digests": digests}
+    if ctx.is_main:
+        save_file({k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()}, str(out / WEIGHTS))
+        (out / "train_log.json").write_text(json.dumps(log, indent=2))
+    ctx.barrier()
+    return SupernetResult(supernet=supernet, run_dir=out, history=history, log=log)
+
+
+def load_supernet(run_dir: str | Path) -> tuple[QuadraSupernet, dict[str, Any]]:
+    """The trained supernet of a run directory (final weights, else the latest checkpoint)."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a supernet run directory: no config.json")
+    try:
+        run_config = json.loads(cfg_path.read_text())
+        space = create_space(run_config["space"])
+    except (json.JSONDecodeError, KeyError) as err:
+        raise ValueError(f"{cfg_path} is not a supernet run config: {err}") from None
+    supernet = QuadraSupernet(space)
+    if (run_dir / WEIGHTS).is_file():
+        try:
+            weights = load_file(str(run_dir / WEIGHTS))
+        except Exception as err:
+            raise ValueError(f"{run_dir / WEIGHTS} is unreadable: {err}") from None
+    else:
+        weights = load_checkpoint(run_dir / CHECKPOINT, required=("supernet",))["supernet"]
+    try:
+        supernet.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(f"weights in {run_dir} do not fit space {space.name!r}: {err}") from None
+    return supernet.eval(), run_config

@@ -1,0 +1,256 @@
+"""``SearchSpace``: the choices per dimension of an elastic QuadraNet, and named presets.
+
+Dimensions, as in once-for-all (Cai et al., ICLR 2020) plus the neuron order:
+
+- depth per stage (the first ``d`` blocks of the stage are active);
+- width per stage, multiples of 8 (GPU-friendly granularity);
+- per block: mixer kernel size, MLP ratio, and **neuron order** — 2 is QuadraNet's quadratic
+  mixer, 1 keeps only its ``W_c`` path (a first-order block), so a search decides *where*
+  quadratic interactions pay off.
+
+A space knows its size, its largest and smallest member, how to sample, how to validate an
+:class:`ArchConfig` (errors name the field and the allowed values), and how to turn an
+architecture into the :class:`NetConfig` of a stand-alone :class:`QuadraNet`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
+from search_spaces.networks import BlockConfig, NetConfig, StageConfig
+
+__all__ = ["SPACES", "SearchSpace", "create_space", "load_arch", "register_space", "space_names"]
+
+ORDER_MIXER = {2: "quadra", 1: "first_order"}
+
+
+def _choices(name: str, values: Any) -> tuple[int, ...]:
+    values = tuple(values)
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} has duplicates: {values!r}")
+    return tuple(sorted(values))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Choices per stage (depth, width) and per block (kernel, MLP ratio, order)."""
+
+    name: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    depth_choices: tuple[tuple[int, ...], ...]
+    width_choices: tuple[tuple[int, ...], ...]
+    kernel_choices: tuple[int, ...] = (3, 5, 7)
+    mlp_ratio_choices: tuple[int, ...] = (2, 3, 4)
+    order_choices: tuple[int, ...] = (1, 2)
+    stem_kernel: int = 3
+    stem_stride: int = 1
+    layer_scale_init: float = 1e-6
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "input_shape", tuple(self.input_shape))
+        if len(self.depth_choices) != len(self.width_choices) or not self.depth_choices:
+            raise ValueError(
+                f"depth_choices ({len(self.depth_choices)} stages) and width_choices "
+                f"({len(self.width_choices)} stages) must list the same, non-zero number of stages"
+            )
+        set_(self, "depth_choices", tuple(_choices(f"depth_choices[{i}]", d) for i, d in enumerate(self.depth_choices)))
+        set_(self, "width_choices", tuple(_choices(f"width_choices[{i}]", w) for i, w in enumerate(self.width_choices)))
+        for i, ws in enumerate(self.width_choices):
+            if any(w % 8 for w in ws):
+                raise ValueError(f"width_choices[{i}] must be multiples of 8, got {ws}")
+        set_(self, "kernel_choices", _choices("kernel_choices", self.kernel_choices))
+        if any(k % 2 == 0 for k in self.kernel_choices):
+            raise ValueError(f"kernel_choices must be odd, got {self.kernel_choices}")
+        set_(self, "mlp_ratio_choices", _choices("mlp_ratio_choices", self.mlp_ratio_choices))
+        set_(self, "order_choices", _choices("order_choices", self.order_choices))
+        if not set(self.order_choices) <= {1, 2}:
+            raise ValueError(f"order_choices must be drawn from (1, 2), got {self.order_choices}")
+        self.to_net_config(self.max_arch())  # validates input shape vs. stages, stem, classes
+
+    # --- size and extremes -------------------------------------------------------------------
+    @property
+    def n_stages(self) -> int:
+        return len(self.depth_choices)
+
+    @property
+    def block_choices(self) -> int:
+        return len(self.kernel_choices) * len(self.mlp_ratio_choices) * len(self.order_choices)
+
+    def size(self) -> int:
+        """Number of distinct architectures: Π_stages |widths| · Σ_depths (|k|·|r|·|o|)^depth."""
+        m = self.block_choices
+        return math.prod(len(ws) * sum(m**d for d in ds) for ds, ws in zip(self.depth_choices, self.width_choices))
+
+    def _uniform(self, pick: Callable[[tuple[int, ...]], int]) -> ArchConfig:
+        block = BlockArch(kernel_size=pick(self.kernel_choices), mlp_ratio=pick(self.mlp_ratio_choices),
+                          order=pick(self.order_choices))
+        return ArchConfig(space=self.name, stages=tuple(
+            StageArch(width=pick(ws), blocks=(block,) * pick(ds))
+            for ds, ws in zip(self.depth_choices, self.width_choices)
+        ))
+
+    def max_arch(self) -> ArchConfig:
+        """Deepest, widest, largest kernels and ratios, all blocks quadratic (if allowed)."""
+        return self._uniform(max)
+
+    def min_arch(self) -> ArchConfig:
+        """Shallowest, narrowest, smallest kernels and ratios, all blocks first-order (if allowed)."""
+        return self._uniform(min)
+
+    def sample(self, rng: random.Random) -> ArchConfig:
+        """Uniform choice per dimension (per stage, then per block)."""
+        stages = []
+        for ds, ws in zip(self.depth_choices, self.width_choices):
+            width = rng.choice(ws)
+            depth = rng.choice(ds)
+            blocks = tuple(
+                BlockArch(kernel_size=rng.choice(self.kernel_choices), mlp_ratio=rng.choice(self.mlp_ratio_choices),
+                          order=rng.choice(self.order_choices))
+                for _ in range(depth)
+            )
+            stages.append(StageArch(width=width, blocks=blocks))
+        return ArchConfig(space=self.name, stages=tuple(stages))
+
+    # --- validation and conversion -----------------------------------------------------------
+    def validate(self, arch: ArchConfig) -> ArchConfig:
+        """Return ``arch`` if it is a member of this space, else raise :class:`ArchError`."""
+        if not isinstance(arch, ArchConfig):
+            raise ArchError("arch", f"expected an ArchConfig, got {type(arch).__name__}")
+        if arch.space != self.name:
+            raise ArchError("space", f"architecture is for space {arch.space!r}, not {self.name!r}")
+        if len(arch.stages) != self.n_stages:
+            raise ArchError("stages", f"{len(arch.stages)} stages given; space {self.name!r} has {self.n_stages}")
+        for i, (stage, ds, ws) in enumerate(zip(arch.stages, self.depth_choices, self.width_choices)):
+            if stage.width not in ws:
+                raise ArchError(f"stages[{i}].width", f"{stage.width} not in allowed {ws}")
+            if stage.depth not in ds:
+                raise ArchError(f"stages[{i}].blocks", f"{stage.depth} blocks given; allowed depths {ds}")
+            for j, b in enumerate(stage.blocks):
+                for fname, allowed in (("kernel_size", self.kernel_choices), ("mlp_ratio", self.mlp_ratio_choices),
+                                       ("order", self.order_choices)):
+                    if getattr(b, fname) not in allowed:
+                        raise ArchError(f"stages[{i}].blocks[{j}].{fname}", f"{getattr(b, fname)} not in allowed {allowed}")
+        return arch
+
+    def to_net_config(self, arch: ArchConfig) -> NetConfig:
+        """The stand-alone network of ``arch`` (order 2 → quadra mixer, order 1 → first-order)."""
+        stages = tuple(
+            StageConfig(width=s.width, blocks=tuple(
+                BlockConfig(mixer=ORDER_MIXER[b.order], kernel_size=b.kernel_size, mlp_ratio=b.mlp_ratio)
+                for b in s.blocks))
+            for s in arch.stages
+        )
+        return NetConfig(
+            input_shape=self.input_shape, num_classes=self.num_classes, stages=stages,
+            stem_kernel=self.stem_kernel, stem_stride=self.stem_stride, layer_scale_init=self.layer_scale_init,
+            name=f"{self.name}/{arch.arch_id}",
+        )
+
+    def arch_from_json(self, text: str) -> ArchConfig:
+        return self.validate(ArchConfig.from_json(text))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+            "depth_choices": [list(d) for d in self.depth_choices],
+            "width_choices": [list(w) for w in self.width_choices],
+            "kernel_choices": list(self.kernel_choices), "mlp_ratio_choices": list(self.mlp_ratio_choices),
+            "order_choices": list(self.order_choices), "stem_kernel": self.stem_kernel,
+            "stem_stride": self.stem_stride, "layer_scale_init": self.layer_scale_init,
+            "description": self.description,
+        }
+
+    def describe(self) -> str:
+        """Multi-line human summary (what ``nas space show`` prints)."""
+        c, h, w = self.input_shape
+        lines = [f"space {self.name}: {self.description}".rstrip(": "),
+                 f"  input {c}x{h}x{w}, {self.num_classes} classes, stem {self.stem_kernel}x{self.stem_kernel} "
+                 f"stride {self.stem_stride}"]
+        for i, (ds, ws) in enumerate(zip(self.depth_choices, self.width_choices)):
+            lines.append(f"  stage {i}: depth {list(ds)}, width {list(ws)}")
+        lines.append(f"  per block: kernel {list(self.kernel_choices)}, mlp_ratio {list(self.mlp_ratio_choices)}, "
+                     f"order {list(self.order_choices)} (2 = quadratic, 1 = first-order)")
+        lines.append(f"  architectures: {self.size():,} (~{self.size():.3e})")
+        return "\n".join(lines)
+
+
+SPACES: dict[str, Callable[[], SearchSpace]] = {}
+
+
+def register_space(name: str) -> Callable[[Callable[[], SearchSpace]], Callable[[], SearchSpace]]:
+    def deco(fn: Callable[[], SearchSpace]) -> Callable[[], SearchSpace]:
+        if name in SPACES:
+            raise ValueError(f"search space {name!r} is already registered")
+        SPACES[name] = fn
+        return fn
+    return deco
+
+
+@register_space("digits-s")
+def _digits_s() -> SearchSpace:
+    return SearchSpace(
+        name="digits-s", input_shape=(1, 8, 8), num_classes=10,
+        depth_choices=((1, 2), (1, 2), (1, 2, 3), (1, 2)),
+        width_choices=((8, 16), (16, 24, 32), (24, 32, 48, 64), (32, 64, 96, 128)),
+        kernel_choices=(3, 5, 7), mlp_ratio_choices=(2, 3, 4), order_choices=(1, 2),
+        stem_kernel=3, stem_stride=1,
+        description="scikit-learn digits 8x8x1, 10 classes: a small space for CPU search",
+    )
+
+
+@register_space("cifar10-m")
+def _cifar10_m() -> SearchSpace:
+    return SearchSpace(
+        name="cifar10-m", input_shape=(3, 32, 32), num_classes=10,
+        depth_choices=((1, 2), (1, 2), (2, 3, 4), (1, 2)),
+        width_choices=((16, 24, 32), (32, 48, 64), (64, 96, 128), (128, 192, 256)),
+        stem_kernel=3, stem_stride=1,
+        description="CIFAR-10 32x32x3, 10 classes: a medium space",
+    )
+
+
+@register_space("imagenet-quadranet-t")
+def _imagenet_quadranet_t() -> SearchSpace:
+    return SearchSpace(
+        name="imagenet-quadranet-t", input_shape=(3, 224, 224), num_classes=1000,
+        depth_choices=((1, 2, 3), (1, 2, 3), tuple(range(9, 28, 3)), (1, 2, 3)),
+        width_choices=((48, 56, 64), (96, 112, 128), (192, 224, 256), (384, 448, 512)),
+        stem_kernel=4, stem_stride=4,
+        description="ImageNet 224x224x3, 1000 classes: around QuadraNet-tiny (3-3-27-3, C=64)",
+    )
+
+
+def space_names() -> list[str]:
+    return sorted(SPACES)
+
+
+def create_space(name: str) -> SearchSpace:
+    """The registered search space ``name``."""
+    try:
+        return SPACES[name]()
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown search space {name!r}; valid: {', '.join(space_names())}") from None
+
+
+def load_arch(path: str | Path, space: SearchSpace | None = None) -> ArchConfig:
+    """Read an architecture JSON file; validate it against ``space`` (default: the one it names)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise FileNotFoundError(f"cannot read architecture file {path}: {err.strerror}") from None
+    try:
+        arch = ArchConfig.from_json(text)
+        return (space or create_space(arch.space)).validate(arch)
+    except ArchError as err:
+        raise ArchError(err.field, f"{str(err).split(': ', 1)[1]} (in {path})") from None
