@@ -146,7 +146,7 @@ def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
 def _prepare(out: Path, resume: bool, run_config: dict[str, Any]) -> dict[str, Any] | None:
     """Check the run directory (every rank); return the checkpoint to resume from, if any."""
     if resume:
-        state = load_checkpoint(out / CHECKPOINT, required=("supernet", "trainer", "rng", "config"))
+        state = load_checkpoint(out / CHECKPOINT, required=("supernet", "trainer", "rng", "config", "running"))
         stored = state["config"]
         for key in ("space", "dataset", "seed"):
             if stored[key] != run_config[key]:
@@ -207,12 +207,14 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
 
     history: list[dict[str, Any]] = []
     epoch, done_in_epoch, step = 1, 0, 0
+    running = {"loss_sum": 0.0, "n_steps": 0}  # the epoch in progress, kept across a resume
     if state is not None:
         supernet.load_state_dict(state["supernet"])
         trainer.load_state_dict(state["trainer"])
         restore_rng_state(state["rng"])
         history = list(state["history"])
         epoch, done_in_epoch, step = state["epoch"], state["batches_done"], state["global_step"]
+        running = dict(state["running"])
         if done_in_epoch >= len(loader):
             epoch, done_in_epoch = epoch + 1, 0
 
@@ -221,7 +223,7 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
             save_checkpoint(out / CHECKPOINT, {
                 "kind": "quadranas-supernet", "config": run_config, "supernet": supernet.state_dict(),
                 "trainer": trainer.state_dict(), "rng": capture_rng_state(), "epoch": ep,
-                "batches_done": batches_done, "global_step": step, "history": history,
+                "batches_done": batches_done, "global_step": step, "history": history, "running": running,
             })
         ctx.barrier()
 
@@ -231,7 +233,9 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
     try:
         for ep in range(epoch, tc.epochs + 1):
             sampler.set_epoch(ep)
-            t0, loss_sum, n_steps = time.perf_counter(), 0.0, 0
+            t0 = time.perf_counter()
+            if ep != epoch or done_in_epoch == 0:
+                running = {"loss_sum": 0.0, "n_steps": 0}
             for i, (x, y) in enumerate(loader):
                 if ep == epoch and i < done_in_epoch:
                     continue  # already trained before the interruption
@@ -239,17 +243,20 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
                 gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
                 x = augment_batch(x, augment, generator=gen)
                 archs = sandwich_archs(sp, step, seed=tc.seed, n_random=config.n_random)
-                loss_sum += trainer.update(model(x, y, archs))
-                n_steps += 1
+                running["loss_sum"] += trainer.update(model(x, y, archs))
+                running["n_steps"] += 1
                 step += 1
                 bar.update(1)
-                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                # A step checkpoint on an epoch's last batch would mark the epoch done before it
+                # is evaluated; the epoch-end checkpoint below covers that step instead.
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and i + 1 < len(loader):
                     checkpoint(ep, i + 1)
                 if on_step is not None:
                     on_step(step)
             _, acc_max = evaluate_arch(supernet, sp.max_arch(), splits.val, device=ctx.device)
             _, acc_min = evaluate_arch(supernet, sp.min_arch(), splits.val, device=ctx.device)
-            history.append({"epoch": ep, "train_loss": loss_sum / max(n_steps, 1), "val_acc_max": acc_max,
+            history.append({"epoch": ep, "train_loss": running["loss_sum"] / max(running["n_steps"], 1),
+                            "val_acc_max": acc_max,
                             "val_acc_min": acc_min, "lr": trainer.optimizer.param_groups[0]["lr"],
                             "seconds": time.perf_counter() - t0})
             bar.set_postfix(epoch=ep, max=f"{acc_max:.3f}", min=f"{acc_min:.3f}")

@@ -200,7 +200,8 @@ class QuadraNet(nn.Module):
             LayerNorm2d(w0, eps=1e-6),
         )
         n_blocks = sum(config.depths)
-        rates = torch.linspace(0, config.drop_path_rate, n_blocks).tolist() if n_blocks > 1 else [0.0]
+        # Stochastic-depth rate rising linearly from 0 to drop_path_rate over the blocks.
+        rates = [config.drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]
         self.downsamples = nn.ModuleList()
         self.stages = nn.ModuleList()
         prev, j = w0, 0
