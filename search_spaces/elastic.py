@@ -23,12 +23,13 @@ statistics recalibration before it is evaluated.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.arch import ArchConfig, BlockArch
+from search_spaces.arch import ArchConfig, BlockArch, StageArch
 from search_spaces.blocks import Block
 from search_spaces.layers import LayerNorm2d
 from search_spaces.mixers import DWConv, QuadraConv
@@ -123,7 +124,11 @@ class QuadraSupernet(nn.Module):
             raise TypeError(f"QuadraSupernet takes a SearchSpace, got {type(space).__name__}")
         self.space = space
         big = space.max_arch()
-        ref = QuadraNet(space.to_net_config(big))  # the largest network: layout and initialisation
+        # The largest network with every block quadratic gives the layout and initialisation
+        # (an elastic block always owns W_a, W_b and W_c, whatever orders the space allows).
+        quadratic = ArchConfig(space=space.name, stages=tuple(
+            StageArch(width=s.width, blocks=tuple(replace(b, order=2) for b in s.blocks)) for s in big.stages))
+        ref = QuadraNet(space.to_net_config(quadratic))
         self.stem = ref.stem
         self.downsamples = ref.downsamples
         kmax, rmax = max(space.kernel_choices), max(space.mlp_ratio_choices)
@@ -185,7 +190,8 @@ class QuadraSupernet(nn.Module):
     def extract(self, arch: ArchConfig | None = None) -> QuadraNet:
         """A stand-alone :class:`QuadraNet` of ``arch`` (default: the active one) with copied weights."""
         arch = self.space.validate(arch if arch is not None else self.active)
-        net = QuadraNet(self.space.to_net_config(arch)).to(self.head.weight.device)
+        net = QuadraNet(self.space.to_net_config(arch)).to(device=self.head.weight.device,
+                                                            dtype=self.head.weight.dtype)
         c0 = arch.stages[0].width
         net.stem[0].weight.copy_(self.stem[0].weight[:c0])
         net.stem[0].bias.copy_(self.stem[0].bias[:c0])

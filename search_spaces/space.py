@@ -246,11 +246,18 @@ def load_arch(path: str | Path, space: SearchSpace | None = None) -> ArchConfig:
     """Read an architecture JSON file; validate it against ``space`` (default: the one it names)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise FileNotFoundError(f"cannot read architecture file {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ArchError("arch", f"{path} is not UTF-8 JSON text: {err.reason}") from None
     try:
         arch = ArchConfig.from_json(text)
-        return (space or create_space(arch.space)).validate(arch)
+        if space is None:
+            try:
+                space = create_space(arch.space)
+            except ValueError as err:
+                raise ArchError("space", str(err)) from None
+        return space.validate(arch)
     except ArchError as err:
         raise ArchError(err.field, f"{str(err).split(': ', 1)[1]} (in {path})") from None
