@@ -468,7 +468,7 @@ def test_supernet_needs_a_space(bad):
         QuadraSupernet(bad)
 
 
-# ---- known bugs ----------------------------------------------------------------------------
+# ---- regressions: first-order-only spaces, dtype ---------------------------------------------
 
 def test_supernet_of_first_order_only_space():
     space = _tiny_space(order_choices=(1,))
