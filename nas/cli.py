@@ -139,14 +139,15 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
     from nas.bench.ranking import RankingBenchConfig, run_ranking_bench
 
     config = RankingBenchConfig(space=args.space, dataset=args.dataset, data_dir=args.data_dir, k=args.k,
-                                epochs=args.epochs, seed=args.seed, device=args.device)
+                                epochs=args.epochs, seed=args.seed, seeds=args.seeds, device=args.device)
     out = args.out or f"results/bench-ranking-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     record = run_ranking_bench(config, out=out, progress=not args.no_progress)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
         for key in ("kendall_tau", "spearman", "largest_inherited_acc", "largest_standalone_acc",
-                    "largest_inherited_test_acc", "largest_standalone_test_acc", "mean_abs_gap", "minutes"):
+                    "largest_inherited_test_acc", "largest_standalone_test_acc", "mean_abs_gap",
+                    "standalone_seed_range", "kendall_tau_val_loss", "minutes"):
             print(f"{key}: {record[key]:.4f}")
         print(f"record: {Path(out) / 'ranking.json'}")
     return 0
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--k", type=int, default=10, help="number of subnets")
     p.add_argument("--epochs", type=int, default=40, help="supernet and stand-alone epochs")
+    p.add_argument("--seeds", type=int, default=3, help="stand-alone training runs per subnet (accuracy averaged)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")

@@ -5,19 +5,23 @@
 2. Pick ``k`` subnets with a fixed seed, spread from smallest to largest: the space's min and
    max, plus ``k - 2`` of 400 random samples at evenly spaced quantiles of parameter count.
 3. Evaluate each with inherited weights on the validation split.
-4. Train each from scratch with the same recipe (``TrainConfig``) and take its final
-   validation accuracy.
+4. Train each from scratch with the same recipe (``TrainConfig``), once per seed in
+   ``seeds`` (default 3), and take the mean final validation accuracy: on small validation
+   sets one training run's accuracy moves by about as much as architectures differ.
 5. Report Kendall's τ-b and Spearman's ρ between the two, the largest subnet's inherited and
    stand-alone accuracy (validation, and test for reference), the mean absolute gap and the
-   minutes it all took. Accuracies are in percent.
+   minutes it all took. Accuracies are in percent. Diagnostics: ``standalone_seed_range``
+   (mean over subnets of max − min accuracy across seeds — the noise floor) and Kendall's τ
+   on validation *loss* (``kendall_tau_val_loss``), a finer-grained signal than accuracy.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +51,12 @@ class RankingBenchConfig:
     epochs: int = 40  # supernet and stand-alone training, same recipe
     n_random: int = 2
     seed: int = 0
+    seeds: int = 3  # stand-alone training runs per subnet (seed, seed + 1, …)
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 3:
             raise ValueError(f"k must be an integer >= 3, got {self.k!r}")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
@@ -94,18 +101,26 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     archs = spread_archs(space, config.k, seed=config.seed)
 
     rows = []
-    bar = tqdm(archs, desc="stand-alone", unit="net", disable=not progress, leave=False)
-    for arch in bar:
-        _, inh_val = evaluate_arch(supernet, arch, splits.val, device=config.device)
+    bar = tqdm(total=len(archs) * config.seeds, desc="stand-alone", unit="run", disable=not progress, leave=False)
+    for arch in archs:
+        inh_val_loss, inh_val = evaluate_arch(supernet, arch, splits.val, device=config.device)
         _, inh_test = evaluate_arch(supernet, arch, splits.test, device=config.device)
-        set_seed(config.seed)
-        net = QuadraNet(space.to_net_config(arch))
-        trained = train_model(net, splits, recipe, progress=False)
-        _, sa_val = evaluate(net, splits.val, device=config.device)
+        val_accs, val_losses, test_accs = [], [], []
+        for seed in range(config.seed, config.seed + config.seeds):
+            set_seed(seed)
+            net = QuadraNet(space.to_net_config(arch))
+            trained = train_model(net, splits, replace(recipe, seed=seed), progress=False)
+            loss, acc = evaluate(net, splits.val, device=config.device)
+            val_accs.append(100 * acc)
+            val_losses.append(loss)
+            test_accs.append(100 * trained.test_acc)
+            bar.update(1)
         rows.append({
             "arch_id": arch.arch_id, "arch": arch.describe(), "params": count_params(net),
-            "inherited_val_acc": 100 * inh_val, "standalone_val_acc": 100 * sa_val,
-            "inherited_test_acc": 100 * inh_test, "standalone_test_acc": 100 * trained.test_acc,
+            "inherited_val_acc": 100 * inh_val, "standalone_val_acc": statistics.mean(val_accs),
+            "inherited_test_acc": 100 * inh_test, "standalone_test_acc": statistics.mean(test_accs),
+            "inherited_val_loss": inh_val_loss, "standalone_val_loss": statistics.mean(val_losses),
+            "standalone_val_acc_per_seed": val_accs,
         })
     bar.close()
 
@@ -122,6 +137,10 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
         "largest_inherited_test_acc": largest["inherited_test_acc"],
         "largest_standalone_test_acc": largest["standalone_test_acc"],
         "supernet_minutes": t_supernet / 60,
+        "standalone_seed_range": statistics.mean(
+            max(r["standalone_val_acc_per_seed"]) - min(r["standalone_val_acc_per_seed"]) for r in rows),
+        "kendall_tau_val_loss": float(kendalltau([r["inherited_val_loss"] for r in rows],
+                                                 [r["standalone_val_loss"] for r in rows]).statistic),
         "acc_unit": "percent; *_acc on the validation split unless named *_test_acc",
         "subnets": rows,
         "config": {**asdict(config), "dataset": dataset, "supernet_run": str(out / "supernet")},
