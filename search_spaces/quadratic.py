@@ -49,6 +49,8 @@ class QuadraticNeuron(nn.Module):
 
     name: ClassVar[str] = ""
     formula: ClassVar[str] = ""
+    bilinear: ClassVar[bool] = False  # has the xᵀW_a x term (submodule ``quad``)
+    maps: ClassVar[tuple[str, ...]] = ()  # first-order maps W x, as submodules of these names
 
     def __init__(
         self,
@@ -60,6 +62,7 @@ class QuadraticNeuron(nn.Module):
         padding: int | None = None,
         groups: int = 1,
         bias: bool = True,
+        rank: int | None = None,
     ) -> None:
         super().__init__()
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -92,6 +95,20 @@ class QuadraticNeuron(nn.Module):
         self.padding = padding
         self.groups = groups
         self.bias = bias
+        if self.bilinear:
+            self.quad = _Bilinear(self, rank)
+        elif rank is not None:
+            raise ValueError(f"rank applies only to {sorted(_TAKES_RANK)}, not {self.name!r}")
+        for map_name in self.maps:
+            setattr(self, map_name, self._map())
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        """The design's formula on a checked input."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        return self.compute(x)
 
     @property
     def is_conv(self) -> bool:
@@ -165,40 +182,28 @@ class _Bilinear(nn.Module):
 class T1(QuadraticNeuron):
     name = "t1"
     formula = "xᵀW_a x + W_b x"
+    bilinear = True
+    maps = ("lin_b",)
 
-    def __init__(self, *, rank: int | None = None, **kw) -> None:
-        super().__init__(**kw)
-        self.quad = _Bilinear(self, rank)
-        self.lin_b = self._map()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         return self.quad(x) + self.lin_b(x)
 
 
 class T2(QuadraticNeuron):
     name = "t2"
     formula = "W_a x²"
+    maps = ("lin_a",)
 
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.lin_a = self._map()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin_a(x * x)
 
 
 class T3(QuadraticNeuron):
     name = "t3"
     formula = "(W_a x)²"
+    maps = ("lin_a",)
 
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.lin_a = self._map()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         a = self.lin_a(x)
         return a * a
 
@@ -206,65 +211,44 @@ class T3(QuadraticNeuron):
 class T4(QuadraticNeuron):
     name = "t4"
     formula = "(W_a x) ⊙ (W_b x)"
+    maps = ("lin_a", "lin_b")
 
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.lin_a = self._map()
-        self.lin_b = self._map()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin_a(x) * self.lin_b(x)
 
 
 class T1T2(QuadraticNeuron):
     name = "t1&2"
     formula = "xᵀW_a x + W_b x²"
+    bilinear = True
+    maps = ("lin_b",)
 
-    def __init__(self, *, rank: int | None = None, **kw) -> None:
-        super().__init__(**kw)
-        self.quad = _Bilinear(self, rank)
-        self.lin_b = self._map()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         return self.quad(x) + self.lin_b(x * x)
 
 
 class T2T4(QuadraticNeuron):
     name = "t2&4"
     formula = "(W_a x) ⊙ (W_b x) + W_c x²"
+    maps = ("lin_a", "lin_b", "lin_c")
 
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.lin_a = self._map()
-        self.lin_b = self._map()
-        self.lin_c = self._map()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin_a(x) * self.lin_b(x) + self.lin_c(x * x)
 
 
 class Ours(QuadraticNeuron):
     name = "ours"
     formula = "(W_a x) ⊙ (W_b x) + W_c x"
+    maps = ("lin_a", "lin_b", "lin_c")
 
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.lin_a = self._map()
-        self.lin_b = self._map()
-        self.lin_c = self._map()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin_a(x) * self.lin_b(x) + self.lin_c(x)
 
 
 QUADRATIC_NEURONS: dict[str, type[QuadraticNeuron]] = {
     cls.name: cls for cls in (Ours, T1, T2, T3, T4, T1T2, T2T4)
 }
-_TAKES_RANK = frozenset({"t1", "t1&2"})
+_TAKES_RANK = frozenset(name for name, cls in QUADRATIC_NEURONS.items() if cls.bilinear)
 
 
 def quadratic_names() -> list[str]:
@@ -285,7 +269,4 @@ def create_quadratic(name: str, **kwargs) -> QuadraticNeuron:
         raise ValueError(
             f"unknown quadratic neuron {name!r}; valid names: {', '.join(QUADRATIC_NEURONS)}"
         ) from None
-    if name not in _TAKES_RANK and "rank" in kwargs:
-        if kwargs.pop("rank") is not None:
-            raise ValueError(f"rank applies only to {sorted(_TAKES_RANK)}, not {name!r}")
     return cls(**kwargs)

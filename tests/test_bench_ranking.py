@@ -15,13 +15,6 @@ from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import create_space
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def test_arch_params_equals_a_built_network():
     space = create_space("digits-s")

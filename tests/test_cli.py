@@ -24,15 +24,6 @@ from nas.train_net import default_run_dir, prepare_run_dir
 from search_spaces.presets import create_model, model_names
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_intra_op_thread():
-    """One intra-op thread while this module runs, restored afterwards: on the shared 2-core
-    machines a second OpenMP thread competing with other jobs makes steps up to 100x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 MIXERS = ("quadra_efficient", "quadra_plain", "gnconv", "first_order")
 TINY_BENCH = ["bench", "mixer", "--width", "8", "--depth", "1", "--image-size", "8", "--batch-size", "2",
               "--repeats", "2", "--warmup", "0", "--kernel-size", "3", "--no-progress"]

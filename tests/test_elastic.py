@@ -29,14 +29,6 @@ from search_spaces.space import SearchSpace, create_space
 EPS = 1e-6  # every LayerNorm in the design
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_intra_op_thread():
-    """One intra-op thread while this module runs (shared 2-core machines), restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _tiny_space(**kw) -> SearchSpace:
     """Two stages at 16×16 and 8×8, so every tap of a 7×7 kernel sees data (the crop matters)."""

@@ -57,16 +57,12 @@ RESUME_CFG = SupernetConfig(train=TrainConfig(epochs=2, batch_size=64), n_random
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _single_process_single_thread():
-    """One intra-op thread (2 shared cores; a second OpenMP thread makes steps much slower) and
-    no torchrun variables in this process, so every in-process run is single-process."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_process():
+    """No torchrun variables in this process, so every in-process run is single-process."""
     with pytest.MonkeyPatch.context() as mp:
         for key in _DIST_ENV:
             mp.delenv(key, raising=False)
         yield
-    torch.set_num_threads(old)
 
 
 def _subprocess_env() -> dict[str, str]:

@@ -26,15 +26,6 @@ from nas.train import (
 from search_spaces.presets import create_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_intra_op_thread():
-    """One intra-op thread while this module runs, restored afterwards: on the shared 2-core
-    machines a second OpenMP thread competing with other jobs makes steps up to 100x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _toy_model() -> nn.Module:
     """Conv + norm + linear: parameters of ndim 4, 2 and 1."""
