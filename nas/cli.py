@@ -139,7 +139,8 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
     from nas.bench.ranking import RankingBenchConfig, run_ranking_bench
 
     config = RankingBenchConfig(space=args.space, dataset=args.dataset, data_dir=args.data_dir, k=args.k,
-                                epochs=args.epochs, seed=args.seed, seeds=args.seeds, device=args.device)
+                                epochs=args.epochs, seed=args.seed, seeds=args.seeds,
+                                distill=not args.no_distill, device=args.device)
     out = args.out or f"results/bench-ranking-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     record = run_ranking_bench(config, out=out, progress=not args.no_progress)
     if args.json:
@@ -272,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="number of subnets")
     p.add_argument("--epochs", type=int, default=40, help="supernet and stand-alone epochs")
     p.add_argument("--seeds", type=int, default=3, help="stand-alone training runs per subnet (accuracy averaged)")
+    p.add_argument("--no-distill", action="store_true", help="train the supernet without in-place distillation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")

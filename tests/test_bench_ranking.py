@@ -69,6 +69,8 @@ def test_record_is_consistent_with_its_rows(tiny_record):
     assert record["minutes"] > 0
     assert json.loads((out / "ranking.json").read_text()) == json.loads(json.dumps(record))
     assert (out / "supernet" / "supernet.safetensors").is_file()
+    stored = json.loads((out / "supernet" / "config.json").read_text())
+    assert stored["supernet"]["distill"] is True and stored["supernet"]["n_random"] == 0
 
 
 def test_inherited_accuracy_is_the_supernets(tiny_record):

@@ -50,6 +50,7 @@ class RankingBenchConfig:
     k: int = 10
     epochs: int = 40  # supernet and stand-alone training, same recipe
     n_random: int = 2
+    distill: bool = True  # in-place distillation in supernet training (False: an ablation)
     seed: int = 0
     seeds: int = 3  # stand-alone training runs per subnet (seed, seed + 1, …)
     device: str = "cpu"
@@ -92,7 +93,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
         raise ValueError(f"space {config.space!r} has no default dataset; pass --dataset")
     recipe = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device)
     out = Path(out)
-    sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random)
+    sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
     result = train_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=out / "supernet",
                             data_dir=config.data_dir, progress=progress)
     t_supernet = time.perf_counter() - t0
