@@ -378,3 +378,16 @@ def test_bench_mixer_unknown_device_is_a_usage_error(capsys):
         main(TINY_BENCH + ["--device", "tpu"])
     assert info.value.code == 2
     assert "tpu" in capsys.readouterr().err
+
+
+def test_diverging_training_exits_1_with_a_message(monkeypatch, tmp_path, capsys):
+    import nas.train as train_mod
+
+    def boom(self, loss):
+        raise FloatingPointError("non-finite training loss nan at step 0")
+
+    monkeypatch.setattr(train_mod.Trainer, "update", boom)
+    code = main(["train-net", "--model", "quadranet_digits", "--dataset", "digits", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--no-progress"])
+    assert code == 1
+    assert "training stopped: non-finite training loss" in capsys.readouterr().err
