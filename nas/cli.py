@@ -110,7 +110,7 @@ def _cmd_train_supernet(args: argparse.Namespace) -> int:
     result = train_supernet(space=args.space, dataset=args.dataset, config=config, out=args.out,
                             data_dir=args.data_dir, resume=args.resume, progress=not args.no_progress)
     log = result.log
-    if log["world_size"] > 1 and int(__import__("os").environ.get("RANK", "0")) != 0:
+    if not result.is_main:
         return 0
     print(f"run directory: {result.run_dir}")
     print(f"supernet {args.space} on {args.dataset}: {log['steps']} steps, inherited val_acc "

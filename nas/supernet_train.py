@@ -124,6 +124,7 @@ class SupernetResult:
     run_dir: Path
     history: list[dict[str, Any]]
     log: dict[str, Any]
+    is_main: bool = True  # False on the non-zero ranks of a torchrun job
 
 
 def _check_data(space: SearchSpace, splits: DatasetSplits) -> None:
@@ -277,7 +278,7 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
         save_file({k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()}, str(out / WEIGHTS))
         (out / "train_log.json").write_text(json.dumps(log, indent=2))
     ctx.barrier()
-    return SupernetResult(supernet=supernet, run_dir=out, history=history, log=log)
+    return SupernetResult(supernet=supernet, run_dir=out, history=history, log=log, is_main=ctx.is_main)
 
 
 def load_supernet(run_dir: str | Path) -> tuple[QuadraSupernet, dict[str, Any]]:
