@@ -41,6 +41,7 @@ from nas.augment import augment_batch
 from nas.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from nas.data import DatasetSplits, load_dataset
 from nas.distributed import DistContext, cleanup_distributed, init_distributed, weights_digest
+from nas.run_dir import check_new_run_dir
 from nas.train import Trainer, TrainConfig, evaluate, set_seed, soft_cross_entropy
 from search_spaces.arch import ArchConfig
 from search_spaces.elastic import QuadraSupernet
@@ -154,9 +155,7 @@ def _prepare(out: Path, resume: bool, run_config: dict[str, Any]) -> dict[str, A
                 raise ValueError(f"--resume: {out / CHECKPOINT} was trained with {key}={stored[key]!r}, "
                                  f"not {run_config[key]!r}; resume with the same {key} or use a new --out")
         return state
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"run directory {out} already holds files; pass --resume to continue it "
-                              "or choose another --out")
+    check_new_run_dir(out, hint="pass --resume to continue it or choose another --out")
     return None
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from nas.data import load_dataset
+from nas.run_dir import prepare_run_dir
 from nas.train import EpochRecord, TrainConfig, TrainResult, set_seed, train_model
 from search_spaces.presets import create_model, model_config
 
@@ -25,17 +26,6 @@ __all__ = ["default_run_dir", "prepare_run_dir", "train_net"]
 def default_run_dir(model: str, dataset: str, root: str | Path = "results") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(root) / f"train-{model}-{dataset}-{stamp}"
-
-
-def prepare_run_dir(out: str | Path) -> Path:
-    """Create ``out``; refuse a directory that already holds files (nothing is overwritten)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"run directory {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        raise FileExistsError(f"run directory {out} already holds files; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def train_net(

@@ -28,9 +28,10 @@ __all__ = ["ArchConfig", "ArchError", "BlockArch", "StageArch"]
 class ArchError(ValueError):
     """An architecture that is malformed or outside its search space; ``field`` is its path."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
         self.field = field
+        self.detail = detail
 
 
 def _is_int(value: Any) -> bool:
@@ -158,11 +159,11 @@ class ArchConfig:
                 try:
                     blocks.append(BlockArch(**b))
                 except ArchError as err:
-                    raise ArchError(f"{bpath}.{err.field}", str(err).split(": ", 1)[1]) from None
+                    raise ArchError(f"{bpath}.{err.field}", err.detail) from None
             try:
                 stages.append(StageArch(width=s["width"], blocks=tuple(blocks)))
             except ArchError as err:
-                raise ArchError(f"{spath}.{err.field}", str(err).split(": ", 1)[1]) from None
+                raise ArchError(f"{spath}.{err.field}", err.detail) from None
         return cls(space=data["space"], stages=tuple(stages))
 
     @classmethod

@@ -31,6 +31,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from search_spaces.layers import check_positive_int
+
 __all__ = [
     "QUADRATIC_NEURONS",
     "QuadraticNeuron",
@@ -65,9 +67,8 @@ class QuadraticNeuron(nn.Module):
         rank: int | None = None,
     ) -> None:
         super().__init__()
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
         if kernel_size is None:
             if groups != 1 or stride != 1 or padding is not None:
                 raise ValueError(
@@ -77,8 +78,7 @@ class QuadraticNeuron(nn.Module):
         else:
             if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
                 raise ValueError(f"kernel_size must be a positive integer or None, got {kernel_size!r}")
-            if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-                raise ValueError(f"stride must be a positive integer, got {stride!r}")
+            check_positive_int("stride", stride)
             if padding is None:
                 padding = kernel_size // 2
             if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:

@@ -237,9 +237,10 @@ def space_names() -> list[str]:
 def create_space(name: str) -> SearchSpace:
     """The registered search space ``name``."""
     try:
-        return SPACES[name]()
-    except (KeyError, TypeError):
+        factory = SPACES[name]
+    except (KeyError, TypeError):  # TypeError: an unhashable name
         raise ValueError(f"unknown search space {name!r}; valid: {', '.join(space_names())}") from None
+    return factory()
 
 
 def load_arch(path: str | Path, space: SearchSpace | None = None) -> ArchConfig:
@@ -260,4 +261,4 @@ def load_arch(path: str | Path, space: SearchSpace | None = None) -> ArchConfig:
                 raise ArchError("space", str(err)) from None
         return space.validate(arch)
     except ArchError as err:
-        raise ArchError(err.field, f"{str(err).split(': ', 1)[1]} (in {path})") from None
+        raise ArchError(err.field, f"{err.detail} (in {path})") from None

@@ -620,3 +620,14 @@ def test_cli_space_bad_arguments(argv, capsys):
         main(argv)
     assert info.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_create_space_does_not_hide_a_factorys_own_type_error(monkeypatch):
+    from search_spaces import space as space_mod
+
+    def broken():
+        raise TypeError("bug inside the factory")
+
+    monkeypatch.setitem(space_mod.SPACES, "broken-space", broken)
+    with pytest.raises(TypeError, match="bug inside the factory"):
+        create_space("broken-space")

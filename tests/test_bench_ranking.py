@@ -90,3 +90,9 @@ def test_cli_bench_ranking_rejects_unknown_space_and_bad_k(capsys):
     assert "digits-s" in capsys.readouterr().err
     assert main(["bench", "ranking", "--k", "2", "--no-progress"]) == 2
     assert "k must be" in capsys.readouterr().err
+
+
+def test_space_without_a_registered_dataset_asks_for_one(tmp_path):
+    with pytest.raises(ValueError, match="no default dataset; pass --dataset"):
+        run_ranking_bench(RankingBenchConfig(space="imagenet-quadranet-t"), out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

@@ -33,12 +33,14 @@ from nas.data import load_dataset
 from nas.supernet_train import SupernetConfig, evaluate_arch, train_supernet
 from nas.train import TrainConfig, evaluate, set_seed, train_model
 from search_spaces.arch import ArchConfig
+from search_spaces.layers import check_positive_int
 from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = ["DEFAULT_DATASET", "RankingBenchConfig", "arch_params", "run_ranking_bench", "spread_archs"]
 
-DEFAULT_DATASET = {"digits-s": "digits", "cifar10-m": "cifar10", "imagenet-quadranet-t": "imagenet"}
+# The registered dataset each space is built for (no ImageNet loader exists: pass --dataset).
+DEFAULT_DATASET = {"digits-s": "digits", "cifar10-m": "cifar10"}
 _CANDIDATES = 400
 
 
@@ -56,12 +58,10 @@ class RankingBenchConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
+        check_positive_int("seeds", self.seeds)
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 3:
             raise ValueError(f"k must be an integer >= 3, got {self.k!r}")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        check_positive_int("epochs", self.epochs)
 
 
 def arch_params(space: SearchSpace, arch: ArchConfig) -> int:
