@@ -1,5 +1,9 @@
 """Memory measurements of a model: activations saved for backward, and the CUDA peak.
 
+``peak_cpu_memory_bytes`` is the CPU counterpart of ``torch.cuda.max_memory_allocated``: the
+highest total of live tensor allocations while a callable runs, from the allocation and free
+events ``torch.profiler`` records with ``profile_memory=True``.
+
 ``saved_activation_bytes`` counts what autograd keeps alive between forward and backward,
 using ``torch.autograd.graph.saved_tensors_hooks``: every tensor packed for backward (by
 built-in ops and by custom ``autograd.Function.save_for_backward`` alike) is recorded by its
@@ -14,7 +18,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["SavedTensorMeter", "peak_cuda_memory_bytes", "saved_activation_bytes"]
+__all__ = ["SavedTensorMeter", "peak_cpu_memory_bytes", "peak_cuda_memory_bytes", "peak_from_memory_events",
+           "saved_activation_bytes"]
 
 
 def _storage_key(t: torch.Tensor) -> tuple[str, int]:
@@ -86,3 +91,34 @@ def peak_cuda_memory_bytes(fn: Callable[[], object], device: torch.device | str)
     fn()
     torch.cuda.synchronize(device)
     return int(torch.cuda.max_memory_allocated(device))
+
+
+def peak_from_memory_events(events: list[tuple[int, int]]) -> int:
+    """Highest running total of ``(time_ns, nbytes)`` allocation (+) and free (−) events.
+
+    The running total starts at 0 (memory already live is not counted); events are taken in
+    time order, frees before allocations at the same instant.
+    """
+    total = peak = 0
+    for _, nbytes in sorted(events, key=lambda e: (e[0], e[1])):
+        total += nbytes
+        peak = max(peak, total)
+    return peak
+
+
+def peak_cpu_memory_bytes(fn: Callable[[], object]) -> int:
+    """Peak bytes of CPU tensor memory allocated by ``fn`` above what was live before it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return peak_from_memory_events(cpu_memory_events(prof))
+
+
+def cpu_memory_events(prof) -> list[tuple[int, int]]:
+    """``(time_ns, nbytes)`` of every CPU allocation/free a finished ``torch.profiler`` saw."""
+    out = []
+    for e in prof.profiler.kineto_results.events():
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU:
+            out.append((int(e.start_ns()), int(e.nbytes())))
+    return out

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["TimingStats", "summarize", "synchronize", "time_once_ms"]
+__all__ = ["TimingStats", "measure_latency", "summarize", "synchronize", "time_once_ms"]
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -47,6 +47,7 @@ class TimingStats:
     p10_ms: float
     p90_ms: float
     repeats: int
+    stable: bool = True  # False: the repeat cap was hit before the median settled
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -68,3 +69,51 @@ def summarize(samples_ms: Sequence[float]) -> TimingStats:
         p90_ms=_percentile(values, 0.90),
         repeats=len(values),
     )
+
+
+def measure_latency(
+    fn: Callable[[], object],
+    device: torch.device | str,
+    *,
+    warmup: int = 5,
+    warmup_seconds: float = 0.2,
+    min_repeats: int = 15,
+    max_repeats: int = 200,
+    rel_tol: float = 0.01,
+    max_seconds: float = 5.0,
+) -> TimingStats:
+    """Time ``fn`` until its median is stable.
+
+    After ``warmup`` untimed calls (more while ``warmup_seconds`` have not passed), samples are taken in rounds of ``min_repeats // 2`` (at least
+    2); once there are ``min_repeats`` samples, timing stops as soon as one round moves the
+    running median by at most ``rel_tol`` (relative). It also stops at ``max_repeats`` samples or
+    after ``max_seconds`` of timing; then ``stable`` is False.
+    """
+    for name, value in (("warmup", warmup), ("min_repeats", min_repeats), ("max_repeats", max_repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if min_repeats < 1 or max_repeats < min_repeats:
+        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats} and {max_repeats}")
+    if not rel_tol > 0 or not max_seconds > 0 or not warmup_seconds >= 0:
+        raise ValueError(f"rel_tol and max_seconds must be positive and warmup_seconds >= 0, got {rel_tol!r}, "
+                         f"{max_seconds!r} and {warmup_seconds!r}")
+    t_warm = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - t_warm < warmup_seconds:
+        fn()
+        done += 1
+        synchronize(device)
+    chunk = max(2, min_repeats // 2)
+    samples: list[float] = []
+    previous = None
+    t_start = time.perf_counter()
+    while True:
+        for _ in range(min(chunk, max_repeats - len(samples))):
+            samples.append(time_once_ms(fn, device))
+        current = statistics.median(samples)
+        if len(samples) >= min_repeats and previous is not None and abs(current - previous) <= rel_tol * previous:
+            return summarize(samples)
+        if len(samples) >= max_repeats or time.perf_counter() - t_start > max_seconds:
+            stats = summarize(samples)
+            return TimingStats(stats.median_ms, stats.p10_ms, stats.p90_ms, stats.repeats, stable=False)
+        previous = current

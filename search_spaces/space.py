@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -120,6 +120,67 @@ class SearchSpace:
             )
             stages.append(StageArch(width=width, blocks=blocks))
         return ArchConfig(space=self.name, stages=tuple(stages))
+
+    def spread(self, k: int, *, key: Callable[[ArchConfig], float], seed: int, pool: int = 400,
+               exclude: frozenset[str] | set[str] = frozenset()) -> list[ArchConfig]:
+        """``k`` distinct members spread over the range of ``key`` (a size or cost).
+
+        The smallest and largest members come first and last; in between, evenly spaced
+        quantiles of ``key`` over ``pool`` random samples (seeded). ``exclude`` lists
+        ``arch_id``s that must not be picked (e.g. a training set, for a held-out one).
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        rng = random.Random(seed)
+        candidates = {a.arch_id: a for a in (self.sample(rng) for _ in range(max(pool, 4 * k)))}
+        for extreme in (self.min_arch(), self.max_arch()):
+            candidates.setdefault(extreme.arch_id, extreme)
+        ranked = sorted((a for a in candidates.values() if a.arch_id not in exclude), key=lambda a: (key(a), a.arch_id))
+        if len(ranked) < k:
+            raise ValueError(f"space {self.name!r} gave only {len(ranked)} distinct new architectures for k={k}")
+        if k == 1:
+            return [ranked[0]]
+        picks: dict[str, ArchConfig] = {}
+        for i in range(k):
+            a = ranked[round(i * (len(ranked) - 1) / (k - 1))]
+            picks.setdefault(a.arch_id, a)
+        rest = iter(a for a in ranked if a.arch_id not in picks)  # fill any duplicates' places
+        while len(picks) < k:
+            a = next(rest)
+            picks[a.arch_id] = a
+        return sorted(picks.values(), key=lambda a: (key(a), a.arch_id))
+
+    def mutate(self, arch: ArchConfig, rng: random.Random, *, n_changes: int = 1) -> ArchConfig:
+        """``arch`` with ``n_changes`` random single-dimension changes (a stage's width or depth,
+        or one block's kernel, MLP ratio or order); the result is a member of this space."""
+        self.validate(arch)
+        stages = [[s.width, list(s.blocks)] for s in arch.stages]
+        for _ in range(n_changes):
+            i = rng.randrange(self.n_stages)
+            options = ["width"] * (len(self.width_choices[i]) > 1) + ["depth"] * (len(self.depth_choices[i]) > 1)
+            options += ["kernel_size"] * (len(self.kernel_choices) > 1) + ["mlp_ratio"] * (len(self.mlp_ratio_choices) > 1)
+            options += ["order"] * (len(self.order_choices) > 1)
+            if not options:
+                break
+            dim = rng.choice(options)
+            if dim == "width":
+                stages[i][0] = rng.choice([w for w in self.width_choices[i] if w != stages[i][0]])
+            elif dim == "depth":
+                depth = rng.choice([d for d in self.depth_choices[i] if d != len(stages[i][1])])
+                blocks = stages[i][1][:depth]
+                while len(blocks) < depth:
+                    blocks.append(BlockArch(kernel_size=rng.choice(self.kernel_choices),
+                                            mlp_ratio=rng.choice(self.mlp_ratio_choices),
+                                            order=rng.choice(self.order_choices)))
+                stages[i][1] = blocks
+            else:
+                choices = {"kernel_size": self.kernel_choices, "mlp_ratio": self.mlp_ratio_choices,
+                           "order": self.order_choices}[dim]
+                j = rng.randrange(len(stages[i][1]))
+                old = stages[i][1][j]
+                new_value = rng.choice([v for v in choices if v != getattr(old, dim)])
+                stages[i][1][j] = replace(old, **{dim: new_value})
+        return ArchConfig(space=self.name, stages=tuple(StageArch(width=w, blocks=tuple(b)) for w, b in stages))
 
     # --- validation and conversion -----------------------------------------------------------
     def validate(self, arch: ArchConfig) -> ArchConfig:

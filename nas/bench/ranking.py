@@ -72,17 +72,7 @@ def arch_params(space: SearchSpace, arch: ArchConfig) -> int:
 
 def spread_archs(space: SearchSpace, k: int, *, seed: int) -> list[ArchConfig]:
     """``k`` distinct subnets from smallest to largest by parameter count (min, quantiles, max)."""
-    rng = random.Random(seed)
-    pool = {a.arch_id: a for a in (space.sample(rng) for _ in range(_CANDIDATES))}
-    ranked = sorted(pool.values(), key=lambda a: (arch_params(space, a), a.arch_id))
-    picks = [space.min_arch()]
-    for i in range(1, k - 1):
-        picks.append(ranked[round(i * (len(ranked) - 1) / (k - 1))])
-    picks.append(space.max_arch())
-    unique = list({a.arch_id: a for a in picks}.values())
-    if len(unique) < k:
-        raise ValueError(f"space {space.name!r} gave only {len(unique)} distinct subnets for k={k}")
-    return unique
+    return space.spread(k, key=lambda a: arch_params(space, a), seed=seed, pool=_CANDIDATES)
 
 
 def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:

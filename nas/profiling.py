@@ -1,0 +1,271 @@
+"""Build a profile dataset: sample architectures of a space, measure them, append to a table.
+
+``collect_profiles`` (what ``nas profile`` runs):
+
+1. **Spread**: ``n − n_adaptive`` architectures spread over the space by estimated cost (MACs
+   at the batch size): the smallest, the largest and evenly spaced quantiles of a large random
+   pool (:meth:`SearchSpace.spread`), seeded.
+2. **Adaptive**: the rest in rounds. Each round fits a residual random forest (the
+   ``forest`` cost model) to the latencies measured so far, takes the architectures it
+   predicts worst out of fold, mutates them (:meth:`SearchSpace.mutate`) into candidates, and
+   measures the candidates the forest's trees disagree on most — sampling where the current
+   predictor errs.
+3. Every architecture is measured again in ``passes − 1`` later passes, each in its own seeded
+   order, so a burst of load from other tenants of a shared machine hits one measurement of
+   an architecture, not all; the table keeps every pass and fitting uses their median.
+4. A fixed **reference architecture** (:func:`reference_arch`, the middle choice in every
+   dimension) is re-measured every ``reference_every_s`` seconds and each row records the
+   latest reference latency (``ref_latency_ms``): the machine's speed at that moment. A shared
+   machine's speed drifts by ±10 % over minutes; predictors can then learn latency at one
+   reference speed (see :class:`predictors.Predictor`, ``normalize``).
+5. Each measurement is :func:`profilers.profile`; a measurement whose spread
+   ``(p90 − p10) / median`` exceeds ``max_spread`` (a busy machine) is retried and the
+   tightest kept; rows still noisy after the retries say so in ``suspect``.
+
+Rows are appended to the CSV table as they are measured (:mod:`predictors.table`), keyed by
+(arch_id, batch size, device fingerprint, pass): a run that is interrupted resumes where it stopped,
+skipping what the table already holds for this device, and rows of other devices are kept
+untouched.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from predictors.features import arch_features
+from predictors.models import Samples, create_model
+from predictors.table import aggregate_profiles, append_profile_row, read_profiles, rows_for
+from profilers.fingerprint import device_fingerprint
+from profilers.profile import LatencySettings, ProfileRecord, profile
+from search_spaces.arch import ArchConfig, BlockArch, StageArch
+from search_spaces.layers import check_positive_int
+from search_spaces.space import SearchSpace, create_space
+
+__all__ = ["ProfileRunConfig", "collect_profiles", "measure_arch", "reference_arch"]
+
+
+@dataclass(frozen=True)
+class ProfileRunConfig:
+    """What to profile: ``n`` architectures of ``space`` on ``device`` at ``batch_size``."""
+
+    space: str
+    n: int
+    device: str = "cpu"
+    batch_size: int = 1
+    seed: int = 0
+    threads: int | None = None
+    adaptive_fraction: float = 0.25
+    adaptive_rounds: int = 3
+    passes: int = 3
+    reference_every_s: float = 5.0
+    retries: int = 2
+    max_spread: float = 0.25
+    with_ops: bool = False
+
+    def __post_init__(self) -> None:
+        create_space(self.space)  # unknown names fail here, listing the valid ones
+        check_positive_int("n", self.n)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("adaptive_rounds", self.adaptive_rounds)
+        check_positive_int("passes", self.passes)
+        if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.threads is not None:
+            check_positive_int("threads", self.threads)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not 0.0 <= self.adaptive_fraction < 1.0:
+            raise ValueError(f"adaptive_fraction must be in [0, 1), got {self.adaptive_fraction!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be a non-negative integer, got {self.retries!r}")
+        if not self.reference_every_s > 0:
+            raise ValueError(f"reference_every_s must be positive, got {self.reference_every_s!r}")
+        if not self.max_spread > 0:
+            raise ValueError(f"max_spread must be positive, got {self.max_spread!r}")
+
+    @property
+    def n_adaptive(self) -> int:
+        return int(round(self.n * self.adaptive_fraction)) if self.n >= 8 else 0
+
+
+def _spread(record: ProfileRecord) -> float:
+    lat = record.latency
+    return (lat.p90_ms - lat.p10_ms) / lat.median_ms
+
+
+def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: LatencySettings = LatencySettings()
+                 ) -> ProfileRecord:
+    """Profile ``arch``; retry a noisy measurement up to ``config.retries`` times, keep the tightest."""
+    best = None
+    for _ in range(config.retries + 1):
+        rec = profile(arch, device=config.device, batch_size=config.batch_size, threads=config.threads,
+                      latency=latency, with_ops=config.with_ops)
+        if best is None or _spread(rec) < _spread(best):
+            best = rec
+        if _spread(best) <= config.max_spread and best.latency.stable:
+            return best
+    note = f"latency spread (p90-p10)/median {_spread(best):.2f} after {config.retries + 1} tries"
+    return replace(best, suspect="; ".join(filter(None, [best.suspect, note])))
+
+
+def reference_arch(space: SearchSpace) -> ArchConfig:
+    """The fixed reference architecture of a space: the middle choice in every dimension."""
+    mid = lambda choices: choices[len(choices) // 2]  # noqa: E731
+    block = BlockArch(kernel_size=mid(space.kernel_choices), mlp_ratio=mid(space.mlp_ratio_choices),
+                      order=mid(space.order_choices))
+    return ArchConfig(space=space.name, stages=tuple(StageArch(width=mid(ws), blocks=(block,) * mid(ds))
+                                                     for ds, ws in zip(space.depth_choices, space.width_choices)))
+
+
+class _Reference:
+    """Re-measures the reference architecture every ``every_s`` seconds; rows carry the latest."""
+
+    def __init__(self, arch: ArchConfig, config: ProfileRunConfig) -> None:
+        self.arch, self.config = arch, config
+        self.latency_ms = None
+        self.at = -float("inf")
+
+    def current(self) -> float:
+        if time.perf_counter() - self.at > self.config.reference_every_s:
+            self.latency_ms = measure_arch(self.arch, self.config).latency.median_ms
+            self.at = time.perf_counter()
+        return self.latency_ms
+
+
+def _macs_key(space: SearchSpace, batch_size: int) -> Callable[[ArchConfig], float]:
+    return lambda a: arch_features(a, batch_size, space=space)["macs"]
+
+
+def _adaptive_candidates(space: SearchSpace, table: pd.DataFrame, k: int, rng: random.Random,
+                         taken: set[str], batch_size: int, seed: int) -> list[ArchConfig]:
+    """``k`` new architectures near the ones a forest predicts worst, most uncertain first."""
+    archs = [ArchConfig.from_json(t) for t in table["arch_json"]]
+    feats = pd.DataFrame([arch_features(a, batch_size, space=space) for a in archs])
+    y = table["latency_ms"].to_numpy(dtype=float)
+    samples = Samples(archs, np.full(len(archs), batch_size), feats)
+    # Out-of-fold relative errors: where the current predictor errs.
+    order = np.random.default_rng(seed).permutation(len(archs))
+    folds = np.array_split(order, min(5, len(archs)))
+    err = np.zeros(len(archs))
+    for i, test in enumerate(folds):
+        train = np.concatenate([f for j, f in enumerate(folds) if j != i])
+        model = create_model("forest", seed=seed).fit(samples.subset(train), y[train])
+        err[test] = np.abs(model.predict(samples.subset(test)) / y[test] - 1.0)
+    worst = [archs[i] for i in np.argsort(-err)[: max(1, k)]]
+    pool: dict[str, ArchConfig] = {}
+    for a in worst:
+        for _ in range(8):
+            m = space.mutate(a, rng, n_changes=rng.choice((1, 2)))
+            if m.arch_id not in taken:
+                pool.setdefault(m.arch_id, m)
+    if len(pool) < k:  # a crowded neighbourhood: top up with random members
+        while len(pool) < 4 * k:
+            a = space.sample(rng)
+            if a.arch_id not in taken:
+                pool.setdefault(a.arch_id, a)
+    cands = list(pool.values())
+    model = create_model("forest", seed=seed).fit(samples, y)
+    cand_samples = Samples(cands, np.full(len(cands), batch_size),
+                           pd.DataFrame([arch_features(a, batch_size, space=space) for a in cands]))
+    spread = model.tree_spread(cand_samples)
+    return [cands[i] for i in np.argsort(-spread)[:k]]
+
+
+def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[str] | frozenset[str] = frozenset(),
+                     progress: bool = True, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
+    """Profile until ``out`` holds ``config.n`` architectures × ``config.passes`` passes of this
+    space, device and batch size.
+
+    Pass 0 picks and measures the architectures (spread, then adaptive rounds); later passes
+    measure the same architectures again, each pass in its own seeded order. ``exclude`` lists
+    arch_ids never to profile (a training set, when building a held-out one). Returns this
+    device's rows for the space and batch size, aggregated over passes
+    (:func:`predictors.table.aggregate_profiles`); ``attrs["minutes"]`` is this call's time.
+    """
+    out = Path(out)
+    space = create_space(config.space)
+    fp = device_fingerprint(config.device, threads=config.threads)
+    fp_id = fp.fingerprint_id
+
+    def mine() -> pd.DataFrame:
+        if not out.exists() or out.stat().st_size == 0:
+            return pd.DataFrame(columns=["arch_id", "batch_size", "fingerprint_id", "arch_json", "latency_ms", "pass"])
+        return rows_for(read_profiles(out), fingerprint_id=fp_id, batch_sizes=[config.batch_size], space=space.name)
+
+    rows = mine()
+    done = set(zip(rows["arch_id"].astype(str), rows["pass"].astype(int))) if len(rows) else set()
+    chosen = [a for a in dict.fromkeys(rows.loc[rows["pass"].astype(int) == 0, "arch_id"].astype(str))] if len(rows) else []
+    arch_of = {r.arch_id: ArchConfig.from_json(r.arch_json) for r in rows.itertuples()} if len(rows) else {}
+    taken = set(chosen) | set(exclude)
+    t0 = time.perf_counter()
+    total = config.n * config.passes
+    have = min(len(done), total)
+    bar = tqdm(total=total, initial=have, desc=f"profile {space.name} b{config.batch_size}",
+               unit="run", disable=not progress)
+
+    ref = _Reference(reference_arch(space), config)
+
+    def measure(arch: ArchConfig, p: int, source: str) -> None:
+        ref_ms = ref.current()
+        rec = measure_arch(arch, config)
+        row = rec.to_row()
+        row["ref_arch_id"] = ref.arch.arch_id
+        row["ref_latency_ms"] = ref_ms
+        row["sample_source"] = source
+        row["pass"] = p
+        append_profile_row(out, row)
+        done.add((arch.arch_id, p))
+        bar.update(1)
+        if on_row is not None:
+            on_row(row)
+
+    try:
+        if len(done) < total:
+            # One untimed pass so the first measurement does not pay for library start-up.
+            profile(space.max_arch(), device=config.device, batch_size=config.batch_size, threads=config.threads,
+                    latency=LatencySettings(warmup=1, warmup_seconds=0.0, min_repeats=2, max_repeats=2),
+                    with_ops=False)
+        # Pass 0: choose and measure. Spread plan first (measured in a shuffled order, so any
+        # drift of the machine over the run does not line up with architecture size).
+        n_spread = config.n - config.n_adaptive
+        plan = space.spread(n_spread, key=_macs_key(space, config.batch_size), seed=config.seed,
+                            pool=max(400, 10 * n_spread), exclude=frozenset(exclude))
+        random.Random(config.seed).shuffle(plan)
+        for arch in plan:
+            if len(chosen) >= config.n:
+                break
+            if arch.arch_id not in taken:
+                chosen.append(arch.arch_id)
+                taken.add(arch.arch_id)
+                arch_of[arch.arch_id] = arch
+                measure(arch, 0, "spread")
+        rng = random.Random(config.seed + 1)
+        per_round = max(1, -(-(config.n - len(chosen)) // config.adaptive_rounds))
+        while len(chosen) < config.n:
+            k = min(per_round, config.n - len(chosen))
+            first = aggregate_profiles(mine())
+            for arch in _adaptive_candidates(space, first, k, rng, taken, config.batch_size, config.seed):
+                chosen.append(arch.arch_id)
+                taken.add(arch.arch_id)
+                arch_of[arch.arch_id] = arch
+                measure(arch, 0, "adaptive")
+        # Later passes: the same architectures again, each pass in its own order.
+        for p in range(1, config.passes):
+            order = list(chosen[: config.n])
+            random.Random(config.seed * 1000 + p).shuffle(order)
+            for arch_id in order:
+                if (arch_id, p) not in done:
+                    measure(arch_of[arch_id], p, "repeat")
+    finally:
+        bar.close()
+    table = aggregate_profiles(mine())
+    table.attrs["minutes"] = (time.perf_counter() - t0) / 60.0
+    return table

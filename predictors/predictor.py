@@ -1,0 +1,374 @@
+"""``Predictor``: one target (latency or memory) of one device, fitted on a profile table.
+
+    pred = Predictor(target="latency").fit(table)       # picks the best cost model by CV
+    pred.predict([arch, …], batch_size=1)                # -> np.ndarray, ms
+    pred.evaluate(held_out_table)                        # rmspe, within_5/10pct, kendall_tau
+    pred.save("predictors/latency");  Predictor.load("predictors/latency", fingerprint=fp)
+
+A shared machine's speed drifts (±10 % over minutes on the 2-core CI machine). Tables from
+``nas profile`` record the latency of a fixed reference architecture measured alongside each
+row; with ``normalize="auto"`` (default) a latency predictor learns each architecture's latency
+in units of that reference, times the reference's median latency over the training table
+(``ref_baseline_ms``) — latency at one machine speed — and :meth:`evaluate` brings held-out
+measurements to that same speed (raw figures are reported beside, as ``*_raw``).
+
+``fit`` with ``model="auto"`` scores every registered cost model by K-fold cross-validated
+RMSPE on the table and keeps the best as the default (the scores are kept in
+``cv_scores``). A predictor belongs to the device its table was measured on: the table must hold
+one device fingerprint, which the predictor keeps; :meth:`check_device` (and ``load`` given the
+current fingerprint) refuses another device unless forced.
+
+An artifact directory holds ``predictor.json`` (target, model, feature schema, fingerprint,
+batch sizes, CV scores, library versions), ``model.pkl`` (the fitted model, pickled) and
+``train.csv`` (the training table). Pickles only load on the scikit-learn they were written
+with; :meth:`Predictor.refit` rebuilds the model from ``train.csv`` on whatever is installed.
+Only load artifacts you trust: unpickling runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import sklearn
+
+from predictors.features import arch_features, feature_names
+from predictors.metrics import prediction_metrics, rmspe
+from predictors.models import MODELS, Samples, create_model
+from predictors.table import PROFILE_COLUMNS, TARGETS, aggregate_profiles
+from search_spaces.arch import ArchConfig
+from search_spaces.space import create_space
+
+__all__ = ["DeviceMismatch", "Predictor", "library_versions"]
+
+ARTIFACT_VERSION = 1
+NORMALIZE = ("auto", "reference", "none")
+
+
+class DeviceMismatch(ValueError):
+    """A predictor is being used for a device other than the one it was fitted on."""
+
+
+def library_versions() -> dict[str, str]:
+    import scipy
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "pandas": pd.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__}
+
+
+def _fingerprint_diffs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _describe_fp(fp: dict[str, Any]) -> str:
+    return f"{fp.get('kind', '?')} {fp.get('name', '?')}"
+
+
+class Predictor:
+    """Predicts one cost of architectures on one profiled device."""
+
+    def __init__(self, *, target: str = "latency", model: str = "auto", folds: int = 5, seed: int = 0,
+                 normalize: str = "auto") -> None:
+        if normalize not in NORMALIZE:
+            raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZE)}")
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
+        if model != "auto" and model not in MODELS:
+            raise ValueError(f"unknown model {model!r}; valid: auto, {', '.join(MODELS)}")
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+            raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+        self.target = target
+        self.column = TARGETS[target]
+        self.model_choice = model
+        self.folds = folds
+        self.seed = seed
+        self.model = None
+        self.model_name: str | None = None
+        self.cv_scores: dict[str, float] = {}
+        self.fingerprint: dict[str, Any] | None = None
+        self.space: str | None = None
+        self.batch_sizes: list[int] = []
+        self.feature_schema: list[str] = []
+        self.table: pd.DataFrame | None = None
+        self.fitted_at: str | None = None
+        self.normalize = normalize
+        self.normalization = "none"
+        self.ref_arch_id: str | None = None
+        self.ref_baseline_ms: float | None = None
+
+    # --- features -------------------------------------------------------------------------
+    @property
+    def sm_count(self) -> int | None:
+        if self.fingerprint and self.fingerprint.get("kind") == "cuda":
+            return self.fingerprint.get("sm_count")
+        return None
+
+    def _samples(self, archs: Sequence[ArchConfig], batch_sizes: Sequence[int]) -> Samples:
+        space = create_space(self.space)
+        rows = [arch_features(a, int(b), space=space, sm_count=self.sm_count) for a, b in zip(archs, batch_sizes)]
+        return Samples(list(archs), np.asarray(batch_sizes, dtype=int), pd.DataFrame(rows, columns=self.feature_schema))
+
+    def _table_samples(self, table: pd.DataFrame) -> Samples:
+        archs = []
+        for i, text in enumerate(table["arch_json"]):
+            try:
+                archs.append(ArchConfig.from_json(text))
+            except ValueError as err:
+                raise ValueError(f"profile table row {i}: bad arch_json: {err}") from None
+        return self._samples(archs, table["batch_size"].to_numpy())
+
+    def _has_reference(self, table: pd.DataFrame) -> bool:
+        return ("ref_ratio" in table and "ref_arch_id" in table and table["ref_ratio"].notna().all()
+                and table["ref_arch_id"].nunique() == 1)
+
+    def _target_values(self, table: pd.DataFrame) -> np.ndarray:
+        """The target per row: measured, or at the reference speed when normalising."""
+        if self.normalization != "reference":
+            return table[self.column].to_numpy(dtype=float)
+        if not self._has_reference(table) or str(table["ref_arch_id"].iloc[0]) != self.ref_arch_id:
+            raise ValueError(f"this latency predictor is normalised by reference architecture {self.ref_arch_id}; "
+                             f"the table's rows need ref_latency_ms measured with that reference")
+        return table["ref_ratio"].to_numpy(dtype=float) * self.ref_baseline_ms
+
+    # --- fitting ----------------------------------------------------------------------------
+    def fit(self, table: pd.DataFrame) -> "Predictor":
+        """Fit on a profile table of one device and one space (see :mod:`predictors.table`)."""
+        if not isinstance(table, pd.DataFrame) or len(table) == 0:
+            raise ValueError("fit needs a non-empty profile table (a pandas DataFrame)")
+        missing = [c for c in ("arch_json", "batch_size", "fingerprint", "space", self.column) if c not in table]
+        if missing:
+            raise ValueError(f"profile table lacks columns {missing}")
+        if "fingerprint_id" in table and "arch_id" in table:
+            table = aggregate_profiles(table)  # one row per architecture: the median over passes
+        fps = table["fingerprint"].unique()
+        if len(fps) != 1:
+            ids = sorted(table["fingerprint_id"].astype(str).unique()) if "fingerprint_id" in table else []
+            raise ValueError(f"profile table holds {len(fps)} devices (fingerprints {ids}); a predictor is for "
+                             f"one device: select its rows first")
+        spaces = table["space"].unique()
+        if len(spaces) != 1:
+            raise ValueError(f"profile table holds several spaces {sorted(spaces)}; fit one predictor per space")
+        min_rows = max(self.folds, 4)
+        if len(table) < min_rows:
+            raise ValueError(f"need at least {min_rows} profiled architectures to fit, got {len(table)}")
+        self.fingerprint = json.loads(fps[0])
+        self.space = str(spaces[0])
+        use_ref = self.target == "latency" and self.normalize != "none" and self._has_reference(table)
+        if self.normalize == "reference" and not use_ref:
+            raise ValueError("normalize='reference' needs a latency table whose rows all carry ref_latency_ms "
+                             "of one reference architecture (tables written by `nas profile` do)")
+        self.normalization = "reference" if use_ref else "none"
+        if use_ref:
+            self.ref_arch_id = str(table["ref_arch_id"].iloc[0])
+            self.ref_baseline_ms = float(table["ref_latency_ms"].median())
+        self.feature_schema = feature_names(create_space(self.space), cuda=self.sm_count is not None)
+        self.table = table.reset_index(drop=True).copy()
+        samples, y = self._table_samples(self.table), self._target_values(self.table)
+        names = list(MODELS) if self.model_choice == "auto" else [self.model_choice]
+        self.cv_scores = {name: self._cv_rmspe(name, samples, y) for name in names} if len(names) > 1 else {}
+        self.model_name = min(self.cv_scores, key=self.cv_scores.get) if self.cv_scores else names[0]
+        self.model = create_model(self.model_name, seed=self.seed).fit(samples, y)
+        self.batch_sizes = sorted(int(b) for b in np.unique(samples.batch_sizes))
+        self.fitted_at = time.strftime("%Y-%m-%dT%H:%M:%S")
+        return self
+
+    def _cv_rmspe(self, name: str, samples: Samples, y: np.ndarray) -> float:
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(samples))
+        folds = np.array_split(order, self.folds)
+        pred = np.empty(len(samples))
+        for k, test in enumerate(folds):
+            train = np.concatenate([f for j, f in enumerate(folds) if j != k])
+            try:
+                model = create_model(name, seed=self.seed).fit(samples.subset(train), y[train])
+                pred[test] = model.predict(samples.subset(test))
+            except ValueError:  # e.g. a batch size only in the held-out fold
+                return float("inf")
+        return rmspe(pred, y)
+
+    # --- use --------------------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if self.model is None:
+            raise RuntimeError("predictor is not fitted: call fit(table) or Predictor.load(dir)")
+
+    def predict(self, archs: ArchConfig | Sequence[ArchConfig], batch_size: int) -> np.ndarray:
+        """Predicted cost of each architecture at ``batch_size`` (ms for latency, MB for memory)."""
+        self._require_fitted()
+        if isinstance(archs, ArchConfig):
+            archs = [archs]
+        if batch_size not in self.batch_sizes:
+            raise ValueError(f"this {self.target} predictor was fitted on batch sizes {self.batch_sizes}, "
+                             f"not {batch_size}; profile batch size {batch_size} and refit")
+        for a in archs:
+            if a.space != self.space:
+                raise ValueError(f"architecture {a.arch_id} is from space {a.space!r}; this predictor is for "
+                                 f"{self.space!r}")
+        if not archs:
+            return np.zeros(0)
+        return self.model.predict(self._samples(list(archs), [batch_size] * len(archs)))
+
+    def predict_table(self, table: pd.DataFrame) -> np.ndarray:
+        """Predictions for every row of a profile table (its archs at its batch sizes)."""
+        self._require_fitted()
+        return self.model.predict(self._table_samples(aggregate_profiles(table).reset_index(drop=True)))
+
+    def measured(self, table: pd.DataFrame) -> np.ndarray:
+        """A profile table's measured targets as this predictor sees them (per aggregated row)."""
+        self._require_fitted()
+        return self._target_values(aggregate_profiles(table).reset_index(drop=True))
+
+    def evaluate(self, table: pd.DataFrame) -> dict[str, float]:
+        """Error measures on a (held-out) profile table of the same device.
+
+        A reference-normalised predictor is scored against the held-out latencies brought to
+        the same reference speed; ``*_raw`` measures compare with the raw medians as measured.
+        """
+        self._require_fitted()
+        table = aggregate_profiles(table).reset_index(drop=True)
+        predicted = self.predict_table(table)
+        out = prediction_metrics(predicted, self._target_values(table))
+        if self.normalization == "reference":
+            raw = prediction_metrics(predicted, table[self.column].to_numpy(dtype=float))
+            out.update({f"{k}_raw": v for k, v in raw.items() if k != "n_test"})
+        out["n_train"] = len(self.table)
+        return out
+
+    def check_device(self, fingerprint: dict[str, Any], *, force: bool = False) -> None:
+        """Refuse (raise :class:`DeviceMismatch`) if ``fingerprint`` is not this predictor's device."""
+        self._require_fitted()
+        diffs = _fingerprint_diffs(self.fingerprint, fingerprint)
+        if diffs and not force:
+            raise DeviceMismatch(
+                f"this {self.target} predictor was fitted on {_describe_fp(self.fingerprint)}, but the device is "
+                f"{_describe_fp(fingerprint)}; differing: {'; '.join(diffs)}. Profile this device and fit a "
+                f"predictor for it, or force its use (--force)")
+
+    # --- persistence ------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "artifact_version": ARTIFACT_VERSION, "target": self.target, "column": self.column,
+            "model": self.model_name, "model_choice": self.model_choice, "folds": self.folds, "seed": self.seed,
+            "cv_rmspe": self.cv_scores, "space": self.space, "batch_sizes": self.batch_sizes,
+            "feature_schema": self.feature_schema, "fingerprint": self.fingerprint,
+            "n_train": len(self.table) if self.table is not None else 0,
+            "fitted_at": self.fitted_at, "versions": library_versions(), "normalize": self.normalize,
+            "normalization": self.normalization, "ref_arch_id": self.ref_arch_id,
+            "ref_baseline_ms": self.ref_baseline_ms,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the artifact (``predictor.json``, ``model.pkl``, ``train.csv``) atomically per file."""
+        self._require_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        columns = [c for c in PROFILE_COLUMNS if c in self.table.columns] + [
+            c for c in ("passes", "latency_pass_spread", "ref_ratio") if c in self.table.columns]
+        _atomic_write(directory / "train.csv", self.table[columns].to_csv(index=False).encode())
+        _atomic_write(directory / "model.pkl", pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL))
+        _atomic_write(directory / "predictor.json", (json.dumps(self.metadata(), indent=2) + "\n").encode())
+        return directory
+
+    @staticmethod
+    def _read_meta(directory: Path) -> dict[str, Any]:
+        path = directory / "predictor.json"
+        try:
+            meta = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{directory} is not a predictor artifact (no predictor.json)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"predictor metadata {path} is unreadable or corrupted: {err}") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"predictor metadata {path} is not a JSON object")
+        need = ("artifact_version", "target", "model", "space", "batch_sizes", "feature_schema", "fingerprint",
+                "versions", "folds", "seed", "model_choice")
+        missing = [k for k in need if k not in meta]
+        if missing:
+            raise ValueError(f"predictor metadata {path} lacks {missing}")
+        if meta["artifact_version"] != ARTIFACT_VERSION:
+            raise ValueError(f"{path}: artifact version {meta['artifact_version']} is not {ARTIFACT_VERSION}")
+        if meta["target"] not in TARGETS or meta["model"] not in MODELS:
+            raise ValueError(f"{path}: unknown target {meta['target']!r} or model {meta['model']!r}")
+        return meta
+
+    @staticmethod
+    def _read_table(directory: Path) -> pd.DataFrame:
+        from predictors.table import read_profiles
+
+        return read_profiles(directory / "train.csv")
+
+    @classmethod
+    def load(cls, directory: str | Path, *, fingerprint: dict[str, Any] | None = None,
+             force: bool = False) -> "Predictor":
+        """Load an artifact; with ``fingerprint``, refuse another device unless ``force``."""
+        directory = Path(directory)
+        meta = cls._read_meta(directory)
+        installed = sklearn.__version__
+        if meta["versions"].get("scikit-learn") != installed:
+            raise ValueError(
+                f"predictor {directory} was saved with scikit-learn {meta['versions'].get('scikit-learn')}, "
+                f"this is {installed}: rebuild it from its stored table with `nas predictors refit {directory}`")
+        pred = cls._from_meta(meta)
+        try:
+            pred.model = pickle.loads((directory / "model.pkl").read_bytes())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"predictor {directory} has no model.pkl; `nas predictors refit {directory}` "
+                                    f"rebuilds it from train.csv") from None
+        except Exception as err:  # a truncated or corrupted pickle raises many kinds
+            raise ValueError(f"predictor model {directory / 'model.pkl'} is corrupted ({type(err).__name__}: "
+                             f"{err}); `nas predictors refit {directory}` rebuilds it from train.csv") from None
+        if getattr(pred.model, "name", None) != meta["model"]:
+            raise ValueError(f"{directory / 'model.pkl'} holds {getattr(pred.model, 'name', '?')!r}, metadata says "
+                             f"{meta['model']!r}")
+        pred.table = cls._read_table(directory)
+        if fingerprint is not None:
+            pred.check_device(fingerprint, force=force)
+        return pred
+
+    @classmethod
+    def _from_meta(cls, meta: dict[str, Any]) -> "Predictor":
+        pred = cls(target=meta["target"], model=meta["model_choice"], folds=meta["folds"], seed=meta["seed"],
+                   normalize=meta.get("normalize", "auto"))
+        pred.normalization = meta.get("normalization", "none")
+        pred.ref_arch_id = meta.get("ref_arch_id")
+        pred.ref_baseline_ms = meta.get("ref_baseline_ms")
+        pred.model_name = meta["model"]
+        pred.cv_scores = dict(meta.get("cv_rmspe") or {})
+        pred.space = meta["space"]
+        pred.batch_sizes = [int(b) for b in meta["batch_sizes"]]
+        pred.feature_schema = list(meta["feature_schema"])
+        pred.fingerprint = meta["fingerprint"]
+        pred.fitted_at = meta.get("fitted_at")
+        return pred
+
+    @classmethod
+    def refit(cls, directory: str | Path) -> "Predictor":
+        """Rebuild an artifact's model from its stored ``train.csv`` with the installed libraries, and save."""
+        directory = Path(directory)
+        meta = cls._read_meta(directory)
+        table = cls._read_table(directory)
+        pred = cls(target=meta["target"], model=meta["model_choice"], folds=meta["folds"], seed=meta["seed"],
+                   normalize=meta.get("normalize", "auto"))
+        pred.fit(table)
+        pred.save(directory)
+        return pred
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,284 @@
+"""``profile``: measure one model (or one architecture of a search space) on one device.
+
+One call produces a :class:`ProfileRecord`:
+
+- **latency** of an inference forward at ``batch_size``: warm-up, then repeats until the median
+  is stable or a cap is hit (:func:`profilers.timing.measure_latency`); median, p10, p90 and the
+  number of repeats. CUDA work is timed with events after synchronising; CPU work with a fixed
+  thread count (``threads``, restored afterwards).
+- **memory**: peak inference memory (one forward under ``torch.inference_mode``) and peak
+  training memory (forward, cross-entropy, backward, with gradients allocated inside), plus
+  parameter bytes. CUDA: ``torch.cuda.max_memory_allocated`` after a reset, which includes
+  everything live on the device. CPU: parameters, buffers and the input (live before the step)
+  plus the peak of live tensor allocations during the step from ``torch.profiler`` memory
+  events — the same quantity.
+- **per-op records** from ``torch.profiler`` (op name, input shapes, self time, count) of one
+  inference forward; on CUDA also **per-kernel records** with grid, block, registers, shared
+  memory, the profiler's blocks/warps per SM and occupancy, and our resident blocks per SM and
+  waves (:mod:`profilers.kernels`).
+- the **device fingerprint** and clock readings before and after; ``suspect`` says why the
+  measurement may be off (throttling, clocks that moved, a median that never settled).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from profilers.fingerprint import ClockReading, DeviceFingerprint, clock_change, device_fingerprint, read_clocks
+from profilers.kernels import KernelRecord, kernel_records_from_trace
+from profilers.memory import cpu_memory_events, peak_cuda_memory_bytes, peak_from_memory_events
+from profilers.quiet import filtered_native_stderr
+from profilers.timing import TimingStats, measure_latency, synchronize
+from search_spaces.arch import ArchConfig
+from search_spaces.networks import QuadraNet
+from search_spaces.space import create_space
+
+__all__ = ["LatencySettings", "OpRecord", "ProfileRecord", "profile"]
+
+MB = 2**20
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How latency is sampled (see :func:`profilers.timing.measure_latency`)."""
+
+    warmup: int = 5
+    warmup_seconds: float = 0.2
+    min_repeats: int = 15
+    max_repeats: int = 200
+    rel_tol: float = 0.01
+    max_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One operator (name and input shapes) aggregated over an inference forward."""
+
+    name: str
+    input_shapes: str
+    count: int
+    self_cpu_us: float
+    cpu_total_us: float
+    self_device_us: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProfileRecord:
+    """Everything measured for one (model, device, batch size)."""
+
+    name: str
+    batch_size: int
+    input_shape: tuple[int, int, int]
+    fingerprint: DeviceFingerprint
+    latency: TimingStats
+    peak_infer_mem_mb: float
+    peak_train_mem_mb: float
+    param_mb: float
+    clocks_before: ClockReading
+    clocks_after: ClockReading
+    suspect: str
+    seconds: float
+    arch: ArchConfig | None = None
+    ops: tuple[OpRecord, ...] = field(default=(), repr=False)
+    kernels: tuple[KernelRecord, ...] = field(default=(), repr=False)
+
+    @property
+    def arch_id(self) -> str | None:
+        return self.arch.arch_id if self.arch is not None else None
+
+    def to_row(self) -> dict[str, Any]:
+        """The flat row a profile table stores (units in the column names)."""
+        fp = self.fingerprint
+        row: dict[str, Any] = {
+            "arch_id": self.arch_id or "", "space": self.arch.space if self.arch else "",
+            "name": self.name, "batch_size": self.batch_size,
+            "device": fp.kind, "fingerprint_id": fp.fingerprint_id, "device_name": fp.name,
+            "threads": fp.threads if fp.threads is not None else "",
+            "latency_ms": self.latency.median_ms, "latency_p10_ms": self.latency.p10_ms,
+            "latency_p90_ms": self.latency.p90_ms, "latency_repeats": self.latency.repeats,
+            "latency_stable": self.latency.stable,
+            "peak_infer_mem_mb": self.peak_infer_mem_mb, "peak_train_mem_mb": self.peak_train_mem_mb,
+            "param_mb": self.param_mb,
+            "n_kernels": len(self.kernels), "kernel_waves": sum(k.waves for k in self.kernels),
+            "core_clock_before_mhz": self.clocks_before.core_clock_mhz or "",
+            "core_clock_after_mhz": self.clocks_after.core_clock_mhz or "",
+            "suspect": self.suspect, "profile_seconds": self.seconds,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "arch_json": self.arch.to_json() if self.arch else "",
+            "fingerprint": fp.to_json(),
+        }
+        return row
+
+    def to_dict(self) -> dict[str, Any]:
+        """Full JSON-able record, per-op and per-kernel lists included."""
+        out = self.to_row()
+        out["ops"] = [o.to_dict() for o in self.ops]
+        out["kernels"] = [k.to_dict() for k in self.kernels]
+        out["clocks_before"] = asdict(self.clocks_before)
+        out["clocks_after"] = asdict(self.clocks_after)
+        return out
+
+
+def _resolve(target: nn.Module | ArchConfig, input_shape) -> tuple[nn.Module, tuple[int, int, int], ArchConfig | None, str]:
+    if isinstance(target, ArchConfig):
+        space = create_space(target.space)
+        space.validate(target)
+        model = QuadraNet(space.to_net_config(target))
+        if input_shape is not None and tuple(input_shape) != space.input_shape:
+            raise ValueError(f"input_shape {tuple(input_shape)} does not match space {space.name!r} "
+                             f"input {space.input_shape}")
+        return model, space.input_shape, target, f"{space.name}/{target.arch_id}"
+    if isinstance(target, nn.Module):
+        if input_shape is None:
+            cfg = getattr(target, "config", None)
+            input_shape = getattr(cfg, "input_shape", None)
+        if input_shape is None:
+            raise ValueError("profiling a plain nn.Module needs input_shape=(C, H, W)")
+        shape = tuple(input_shape)
+        if len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape):
+            raise ValueError(f"input_shape must be three positive ints (C, H, W), got {input_shape!r}")
+        return target, shape, None, getattr(getattr(target, "config", None), "name", type(target).__name__)
+    raise TypeError(f"profile() takes an nn.Module or an ArchConfig, got {type(target).__name__}")
+
+
+def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    with torch.inference_mode():
+        return int(model(x[:1]).shape[-1])
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    del loss
+
+
+def _op_records(prof) -> tuple[OpRecord, ...]:
+    records = []
+    for e in prof.key_averages(group_by_input_shape=True):
+        records.append(OpRecord(
+            name=e.key, input_shapes=str(e.input_shapes), count=int(e.count),
+            self_cpu_us=float(e.self_cpu_time_total), cpu_total_us=float(e.cpu_time_total),
+            self_device_us=float(getattr(e, "self_device_time_total", 0.0) or 0.0),
+        ))
+    records.sort(key=lambda r: -r.self_cpu_us)
+    return tuple(records)
+
+
+def profile(
+    target: nn.Module | ArchConfig,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    input_shape: tuple[int, int, int] | None = None,
+    threads: int | None = None,
+    latency: LatencySettings = LatencySettings(),
+    with_ops: bool = True,
+    seed: int = 0,
+) -> ProfileRecord:
+    """Measure ``target`` (a model, or an architecture of a registered space) on ``device``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    device = torch.device(device)
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but torch sees no CUDA device")
+    model, shape, arch, name = _resolve(target, input_shape)
+    t0 = time.perf_counter()
+    old_threads = torch.get_num_threads()
+    if device.type == "cpu" and threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        fp = device_fingerprint(device, threads=torch.get_num_threads() if device.type == "cpu" else None)
+        gen = torch.Generator().manual_seed(seed)
+        model = model.to(device)
+        x = torch.randn((batch_size, *shape), generator=gen).to(device)
+        n_classes = _num_classes(model.eval(), x)
+        y = torch.randint(0, n_classes, (batch_size,), generator=gen).to(device)
+        resident = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+        param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+
+        before = read_clocks(device)
+        model.eval()
+
+        def infer() -> None:
+            with torch.inference_mode():
+                model(x)
+
+        stats = measure_latency(infer, device, warmup=latency.warmup, warmup_seconds=latency.warmup_seconds,
+                                min_repeats=latency.min_repeats,
+                                max_repeats=latency.max_repeats, rel_tol=latency.rel_tol,
+                                max_seconds=latency.max_seconds)
+        ops: tuple[OpRecord, ...] = ()
+        kernels: tuple[KernelRecord, ...] = ()
+        if device.type == "cuda":
+            synchronize(device)
+            peak_infer = peak_cuda_memory_bytes(infer, device)
+            model.train()
+            peak_train = peak_cuda_memory_bytes(lambda: _train_step(model, x, y), device)
+            model.zero_grad(set_to_none=True)
+            model.eval()
+            if with_ops:
+                ops, kernels = _profile_ops_cuda(infer, fp)
+        else:
+            from torch.profiler import ProfilerActivity
+            from torch.profiler import profile as torch_profile
+
+            with filtered_native_stderr():
+                with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                                   record_shapes=with_ops) as prof:
+                    infer()
+            peak_infer = resident + x.numel() * x.element_size() + peak_from_memory_events(cpu_memory_events(prof))
+            if with_ops:
+                ops = _op_records(prof)
+            model.train()
+            with filtered_native_stderr():
+                with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof_t:
+                    _train_step(model, x, y)
+            model.zero_grad(set_to_none=True)
+            model.eval()
+            peak_train = (resident + x.numel() * x.element_size() + y.numel() * y.element_size()
+                          + peak_from_memory_events(cpu_memory_events(prof_t)))
+        after = read_clocks(device)
+    finally:
+        torch.set_num_threads(old_threads)
+    suspect = clock_change(before, after)
+    if not stats.stable:
+        suspect = "; ".join(filter(None, [suspect, f"median not stable after {stats.repeats} repeats"]))
+    return ProfileRecord(
+        name=name, batch_size=batch_size, input_shape=shape, fingerprint=fp, latency=stats,
+        peak_infer_mem_mb=peak_infer / MB, peak_train_mem_mb=peak_train / MB, param_mb=param_bytes / MB,
+        clocks_before=before, clocks_after=after, suspect=suspect, seconds=time.perf_counter() - t0,
+        arch=arch, ops=ops, kernels=kernels,
+    )
+
+
+def _profile_ops_cuda(infer, fp: DeviceFingerprint) -> tuple[tuple[OpRecord, ...], tuple[KernelRecord, ...]]:
+    """One profiled inference forward on CUDA: per-op and per-kernel records."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with filtered_native_stderr():
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
+            infer()
+            torch.cuda.synchronize()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        trace = json.loads(path.read_text())
+    return _op_records(prof), tuple(kernel_records_from_trace(trace, fp))

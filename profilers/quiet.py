@@ -1,0 +1,46 @@
+"""Keep the profiler's start/stop chatter off the terminal.
+
+Kineto (inside ``torch.profiler``) writes ``USDT: … profiler_start/stop`` lines to the process's
+stderr from C++ each time a profile starts and stops; with one profile per architecture they
+would bury the progress bar. :func:`filtered_native_stderr` sends file descriptor 2 to a
+temporary file for the duration of a block and then writes back every line that is not such a
+trace line, so real warnings and errors still reach the user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from typing import Iterator
+
+__all__ = ["filtered_native_stderr"]
+
+_CHATTER = re.compile(r"^(USDT|INFO):\S* .*(SyncActivityProfilerHandler|ActivityProfiler|profiler_st)")
+
+
+@contextlib.contextmanager
+def filtered_native_stderr() -> Iterator[None]:
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (e.g. by a notebook): leave it
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not _CHATTER.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
