@@ -6,8 +6,13 @@
     nas space list | show NAME | sample NAME [--seed S | --max | --min]
     nas train-supernet --space NAME --dataset D --epochs N --out DIR [--resume]
     nas supernet eval --checkpoint DIR --arch FILE.json
+    nas profile --space NAME --n N --device cpu|cuda --batch-size B --out FILE.csv
+    nas predictors fit --profiles FILE.csv --out DIR | refit DIR | show DIR
+    nas predictors predict --predictor DIR --arch FILE.json --batch-size B
     nas bench mixer [--device cpu|cuda] [--json]
     nas bench ranking --space NAME [--json]
+    nas bench predictors --space NAME --device cpu [--json]
+    nas bench staircase --device cuda|cpu [--json]
 
 Bad input (unknown names, missing files, an occupied run directory) exits with code 2 and a
 message that says what was wrong and what is valid.
@@ -182,6 +187,149 @@ def _cmd_bench_mixer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from nas.profiling import ProfileRunConfig, collect_profiles
+
+    config = ProfileRunConfig(space=args.space, n=args.n, device=args.device, batch_size=args.batch_size,
+                              seed=args.seed, threads=args.threads, passes=args.passes,
+                              adaptive_fraction=args.adaptive_fraction, with_ops=False)
+    table = collect_profiles(config, args.out, progress=not args.no_progress)
+    lat = table["latency_ms"]
+    print(f"{args.out}: {len(table)} architectures of {args.space} at batch {args.batch_size} on "
+          f"{table['device_name'].iloc[0]} [fingerprint {table['fingerprint_id'].iloc[0]}], {config.passes} passes; "
+          f"latency {lat.min():.3f}-{lat.max():.3f} ms, peak inference memory "
+          f"{table['peak_infer_mem_mb'].min():.2f}-{table['peak_infer_mem_mb'].max():.2f} MB; "
+          f"{table.attrs['minutes']:.1f} min this run")
+    suspect = int((table["suspect"].astype(str) != "").sum())
+    if suspect:
+        print(f"{suspect} architectures have a suspect measurement (see the suspect column)")
+    return 0
+
+
+def _artifact_dirs(path: Path) -> list[Path]:
+    if (path / "predictor.json").exists():
+        return [path]
+    found = sorted(p.parent for p in path.glob("*/predictor.json"))
+    if not found:
+        raise FileNotFoundError(f"{path} holds no predictor artifact (no predictor.json in it or its subdirectories)")
+    return found
+
+
+def _cmd_predictors_fit(args: argparse.Namespace) -> int:
+    from predictors.predictor import Predictor
+    from predictors.table import read_profiles, rows_for
+
+    table = read_profiles(args.profiles)
+    ids = sorted(table["fingerprint_id"].astype(str).unique())
+    if args.fingerprint_id:
+        if args.fingerprint_id not in ids:
+            raise ValueError(f"{args.profiles} has no rows of fingerprint {args.fingerprint_id!r}; it has {ids}")
+    elif len(ids) > 1:
+        raise ValueError(f"{args.profiles} holds {len(ids)} devices {ids}; choose one with --fingerprint-id")
+    table = rows_for(table, fingerprint_id=args.fingerprint_id or ids[0], batch_sizes=args.batch_size or None)
+    if len(table) == 0:
+        raise ValueError(f"no rows of {args.profiles} match batch sizes {args.batch_size}")
+    out = Path(args.out)
+    for target in args.target:
+        pred = Predictor(target=target, model=args.model, seed=args.seed).fit(table)
+        pred.save(out / target)
+        cv = "  ".join(f"{k}={v:.2f}" for k, v in sorted(pred.cv_scores.items(), key=lambda kv: kv[1]))
+        print(f"{target}: model {pred.model_name} on {len(pred.table)} architectures, batch sizes {pred.batch_sizes}"
+              f"{', reference-normalised' if pred.normalization == 'reference' else ''} -> {out / target}")
+        if cv:
+            print(f"  cross-validated RMSPE (%): {cv}")
+    return 0
+
+
+def _cmd_predictors_refit(args: argparse.Namespace) -> int:
+    from predictors.predictor import Predictor
+
+    for d in _artifact_dirs(Path(args.dir)):
+        pred = Predictor.refit(d)
+        print(f"refitted {d}: {pred.target} model {pred.model_name} on {len(pred.table)} rows "
+              f"(scikit-learn {pred.metadata()['versions']['scikit-learn']})")
+    return 0
+
+
+def _cmd_predictors_show(args: argparse.Namespace) -> int:
+    from predictors.predictor import Predictor
+
+    for d in _artifact_dirs(Path(args.dir)):
+        meta = Predictor._read_meta(d)
+        fp = meta["fingerprint"]
+        print(f"{d}: {meta['target']} predictor, model {meta['model']}, space {meta['space']}, batch sizes "
+              f"{meta['batch_sizes']}, {meta.get('n_train')} training rows, fitted {meta.get('fitted_at')}")
+        print(f"  device {fp.get('kind')} {fp.get('name')}; scikit-learn {meta['versions'].get('scikit-learn')}; "
+              f"normalisation {meta.get('normalization', 'none')}")
+        for name, score in sorted((meta.get("cv_rmspe") or {}).items(), key=lambda kv: kv[1]):
+            print(f"  CV RMSPE {name:7s} {score:7.2f} %")
+    return 0
+
+
+def _cmd_predictors_predict(args: argparse.Namespace) -> int:
+    from predictors.predictor import Predictor
+    from profilers.fingerprint import device_fingerprint
+    from search_spaces.space import load_arch
+
+    fp = device_fingerprint(args.device, threads=args.threads)
+    arch = load_arch(args.arch)
+    for d in _artifact_dirs(Path(args.predictor)):
+        pred = Predictor.load(d, fingerprint=fp.to_dict(), force=args.force)
+        value = float(pred.predict([arch], args.batch_size)[0])
+        unit = "ms" if pred.target == "latency" else "MB"
+        print(f"{pred.target}: {value:.4f} {unit} (arch {arch.arch_id}, batch {args.batch_size}, {pred.model_name})")
+    return 0
+
+
+def _cmd_bench_predictors(args: argparse.Namespace) -> int:
+    import time
+
+    from nas.bench.predictors import PredictorBenchConfig, run_predictor_bench
+
+    config = PredictorBenchConfig(space=args.space, device=args.device, batch_sizes=tuple(args.batch_size or [1]),
+                                  n_train=args.n_train, n_test=args.n_test, seed=args.seed,
+                                  test_seed=args.test_seed, threads=args.threads)
+    out = args.out or f"results/bench-predictors-{args.space}-{args.device}-{time.strftime('%Y%m%d-%H%M%S')}"
+    record = run_predictor_bench(config, out=out, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    for b, per in record["batch_sizes"].items():
+        for target in config.targets:
+            r = per[target]
+            print(f"batch {b} {target} (default: {r['default']})")
+            for name in ("flops", "lookup", "linear", "gbt", "forest"):
+                m = r[name]
+                print(f"  {name:7s} rmspe={m['rmspe']:7.2f}%  within5={m['within_5pct']:.2f}  "
+                      f"within10={m['within_10pct']:.2f}  tau={m['kendall_tau']:.3f}")
+        print(f"batch {b}: profiling {per['profiling_minutes_train']:.1f} min (train) + "
+              f"{per['profiling_minutes_test']:.1f} min (test); parity plot {per['parity_plot']}")
+    print(f"record: {Path(out) / 'predictors.json'}")
+    return 0
+
+
+def _cmd_bench_staircase(args: argparse.Namespace) -> int:
+    import time
+
+    from nas.bench.staircase import StaircaseBenchConfig, run_staircase_bench
+
+    config = StaircaseBenchConfig(space=args.space, device=args.device, batch_size=args.batch_size, stage=args.stage,
+                                  max_width=args.max_width, repeats=args.repeats, predictor=args.predictor,
+                                  n_train=args.n_train, seed=args.seed, threads=args.threads, force=args.force)
+    out = args.out or f"results/bench-staircase-{args.space}-{args.device}-{time.strftime('%Y%m%d-%H%M%S')}"
+    record = run_staircase_bench(config, out=out, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    print(f"{'width':>6s} {'measured ms':>12s} {'predicted ms':>13s} {'MMACs':>9s} {'waves':>6s}")
+    for r in record["rows"]:
+        waves = "-" if r["kernel_waves"] is None else f"{r['kernel_waves']:.0f}"
+        print(f"{r['width']:6d} {r['latency_ms']:12.3f} {r['predicted_ms']:13.3f} {r['macs'] / 1e6:9.2f} {waves:>6s}")
+    print(f"spearman(latency, MACs)={record['spearman_latency_vs_macs']:.3f}; "
+          f"flat-or-down steps={record['flat_or_down_steps']}; plot {record['plot']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="QuadraNAS: hardware-aware NAS for quadratic networks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -249,6 +397,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_supernet_eval)
 
+    p = sub.add_parser("profile", help="measure sampled architectures of a space on a device (resumable CSV table)")
+    p.add_argument("--space", required=True, help="search space (see `nas space list`)")
+    p.add_argument("--n", type=int, required=True, help="number of architectures")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--out", required=True, help="profile table (CSV); an existing one is resumed / extended")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's setting)")
+    p.add_argument("--passes", type=int, default=3, help="measurements per architecture, spread over the run")
+    p.add_argument("--adaptive-fraction", type=float, default=0.25,
+                   help="share of architectures chosen where the current predictor errs most")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_profile)
+
+    preds = sub.add_parser("predictors", help="latency / memory predictors: fit, refit, show, predict")
+    preds_sub = preds.add_subparsers(dest="predictors_command", required=True, metavar="ACTION")
+    p = preds_sub.add_parser("fit", help="fit predictors on a profile table")
+    p.add_argument("--profiles", required=True, help="profile table (CSV) from `nas profile`")
+    p.add_argument("--out", required=True, help="directory; one artifact per target is written under it")
+    p.add_argument("--target", action="append", choices=("latency", "memory", "train_memory"),
+                   help="what to predict (repeatable; default: latency and memory)")
+    p.add_argument("--model", default="auto", help="auto (best by cross-validation), flops, lookup, linear, gbt, forest")
+    p.add_argument("--batch-size", type=int, action="append", help="only these batch sizes (repeatable)")
+    p.add_argument("--fingerprint-id", default=None, help="the device's rows, when the table holds several")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_predictors_fit)
+    p = preds_sub.add_parser("refit", help="rebuild artifacts from their stored training table (any scikit-learn)")
+    p.add_argument("dir", help="an artifact directory, or a directory of them")
+    p.set_defaults(func=_cmd_predictors_refit)
+    p = preds_sub.add_parser("show", help="describe artifacts")
+    p.add_argument("dir")
+    p.set_defaults(func=_cmd_predictors_show)
+    p = preds_sub.add_parser("predict", help="predict one architecture on this device")
+    p.add_argument("--predictor", required=True, help="an artifact directory, or a directory of them")
+    p.add_argument("--arch", required=True, help="architecture JSON file")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--force", action="store_true", help="use a predictor fitted on another device")
+    p.set_defaults(func=_cmd_predictors_predict)
+
     bench = sub.add_parser("bench", help="benchmarks (JSON output)")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     p = bench_sub.add_parser("mixer", help="quadratic vs gnConv vs first-order mixers: speed and memory")
@@ -280,12 +469,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory (default: results/bench-ranking-SPACE-TIME)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench_ranking)
+    p = bench_sub.add_parser("predictors", help="predictor accuracy on held-out architectures")
+    p.add_argument("--space", default="digits-s")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, action="append", help="repeatable (default: 1)")
+    p.add_argument("--n-train", type=int, default=150)
+    p.add_argument("--n-test", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", default=None, help="run directory (default: results/bench-predictors-SPACE-DEVICE-TIME)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_bench_predictors)
+    p = bench_sub.add_parser("staircase", help="latency vs one stage's width beside FLOPs (the GPU tail effect)")
+    p.add_argument("--space", default="cifar10-m")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--stage", type=int, default=2)
+    p.add_argument("--max-width", type=int, default=None, help="sweep to this width (default: the stage's largest)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved sweeps; the fastest is kept")
+    p.add_argument("--predictor", default=None, help="latency predictor artifact (default: fit one)")
+    p.add_argument("--n-train", type=int, default=60, help="profiles for the fitted predictor")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--force", action="store_true", help="use a predictor fitted on another device")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", default=None, help="run directory (default: results/bench-staircase-SPACE-DEVICE-TIME)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_bench_staircase)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "target", "unset") is None:
+        args.target = ["latency", "memory"]
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, FileExistsError) as err:

@@ -149,7 +149,9 @@ def _adaptive_candidates(space: SearchSpace, table: pd.DataFrame, k: int, rng: r
     """``k`` new architectures near the ones a forest predicts worst, most uncertain first."""
     archs = [ArchConfig.from_json(t) for t in table["arch_json"]]
     feats = pd.DataFrame([arch_features(a, batch_size, space=space) for a in archs])
-    y = table["latency_ms"].to_numpy(dtype=float)
+    # What latency predictors learn: latency relative to the reference measured beside it.
+    use_ref = "ref_ratio" in table and table["ref_ratio"].notna().all()
+    y = table["ref_ratio" if use_ref else "latency_ms"].to_numpy(dtype=float)
     samples = Samples(archs, np.full(len(archs), batch_size), feats)
     # Out-of-fold relative errors: where the current predictor errs.
     order = np.random.default_rng(seed).permutation(len(archs))

@@ -45,7 +45,7 @@ from predictors.metrics import prediction_metrics, rmspe
 from predictors.models import MODELS, Samples, create_model
 from predictors.table import PROFILE_COLUMNS, TARGETS, aggregate_profiles
 from search_spaces.arch import ArchConfig
-from search_spaces.space import create_space
+from search_spaces.space import SearchSpace, create_space
 
 __all__ = ["DeviceMismatch", "Predictor", "library_versions"]
 
@@ -111,8 +111,9 @@ class Predictor:
             return self.fingerprint.get("sm_count")
         return None
 
-    def _samples(self, archs: Sequence[ArchConfig], batch_sizes: Sequence[int]) -> Samples:
-        space = create_space(self.space)
+    def _samples(self, archs: Sequence[ArchConfig], batch_sizes: Sequence[int],
+                 space: SearchSpace | None = None) -> Samples:
+        space = space or create_space(self.space)
         rows = [arch_features(a, int(b), space=space, sm_count=self.sm_count) for a, b in zip(archs, batch_sizes)]
         return Samples(list(archs), np.asarray(batch_sizes, dtype=int), pd.DataFrame(rows, columns=self.feature_schema))
 
@@ -199,9 +200,17 @@ class Predictor:
         if self.model is None:
             raise RuntimeError("predictor is not fitted: call fit(table) or Predictor.load(dir)")
 
-    def predict(self, archs: ArchConfig | Sequence[ArchConfig], batch_size: int) -> np.ndarray:
-        """Predicted cost of each architecture at ``batch_size`` (ms for latency, MB for memory)."""
+    def predict(self, archs: ArchConfig | Sequence[ArchConfig], batch_size: int, *,
+                space: SearchSpace | None = None) -> np.ndarray:
+        """Predicted cost of each architecture at ``batch_size`` (ms for latency, MB for memory).
+
+        ``space`` widens the fitted space (same name and stages, more choices) to ask about
+        architectures outside it — an extrapolation, as the staircase bench does.
+        """
         self._require_fitted()
+        if space is not None and (space.name != self.space or
+                                  feature_names(space, cuda=self.sm_count is not None) != self.feature_schema):
+            raise ValueError(f"space {space.name!r} does not share this predictor's space {self.space!r} and features")
         if isinstance(archs, ArchConfig):
             archs = [archs]
         if batch_size not in self.batch_sizes:
@@ -213,7 +222,7 @@ class Predictor:
                                  f"{self.space!r}")
         if not archs:
             return np.zeros(0)
-        return self.model.predict(self._samples(list(archs), [batch_size] * len(archs)))
+        return self.model.predict(self._samples(list(archs), [batch_size] * len(archs), space))
 
     def predict_table(self, table: pd.DataFrame) -> np.ndarray:
         """Predictions for every row of a profile table (its archs at its batch sizes)."""

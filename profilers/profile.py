@@ -40,7 +40,7 @@ from profilers.quiet import filtered_native_stderr
 from profilers.timing import TimingStats, measure_latency, synchronize
 from search_spaces.arch import ArchConfig
 from search_spaces.networks import QuadraNet
-from search_spaces.space import create_space
+from search_spaces.space import SearchSpace, create_space
 
 __all__ = ["LatencySettings", "OpRecord", "ProfileRecord", "profile"]
 
@@ -131,9 +131,12 @@ class ProfileRecord:
         return out
 
 
-def _resolve(target: nn.Module | ArchConfig, input_shape) -> tuple[nn.Module, tuple[int, int, int], ArchConfig | None, str]:
+def _resolve(target: nn.Module | ArchConfig, input_shape, space: SearchSpace | None
+             ) -> tuple[nn.Module, tuple[int, int, int], ArchConfig | None, str]:
     if isinstance(target, ArchConfig):
-        space = create_space(target.space)
+        if space is not None and space.name != target.space:
+            raise ValueError(f"architecture is for space {target.space!r}, space given is {space.name!r}")
+        space = space or create_space(target.space)
         space.validate(target)
         model = QuadraNet(space.to_net_config(target))
         if input_shape is not None and tuple(input_shape) != space.input_shape:
@@ -187,8 +190,10 @@ def profile(
     latency: LatencySettings = LatencySettings(),
     with_ops: bool = True,
     seed: int = 0,
+    space: SearchSpace | None = None,
 ) -> ProfileRecord:
-    """Measure ``target`` (a model, or an architecture of a registered space) on ``device``."""
+    """Measure ``target`` (a model, or an architecture of ``space`` — default: the registered
+    space it names) on ``device``."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -198,7 +203,7 @@ def profile(
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but torch sees no CUDA device")
-    model, shape, arch, name = _resolve(target, input_shape)
+    model, shape, arch, name = _resolve(target, input_shape, space)
     t0 = time.perf_counter()
     old_threads = torch.get_num_threads()
     if device.type == "cpu" and threads is not None:
