@@ -193,17 +193,24 @@ def profile(
     space: SearchSpace | None = None,
 ) -> ProfileRecord:
     """Measure ``target`` (a model, or an architecture of ``space`` — default: the registered
-    space it names) on ``device``."""
+    space it names) on ``device``. A module passed in is moved to ``device``; its training
+    flag and gradients are left as they were."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}") from None
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but torch sees no CUDA device")
     model, shape, arch, name = _resolve(target, input_shape, space)
+    # A caller's module is moved to ``device``; its training flag and gradients are restored.
+    was_training = model.training
+    saved_grads = {p: p.grad for p in model.parameters() if p.grad is not None}
     t0 = time.perf_counter()
     old_threads = torch.get_num_threads()
     if device.type == "cpu" and threads is not None:
@@ -262,6 +269,9 @@ def profile(
         after = read_clocks(device)
     finally:
         torch.set_num_threads(old_threads)
+        model.train(was_training)
+        for p in model.parameters():
+            p.grad = saved_grads.get(p)
     suspect = clock_change(before, after)
     if not stats.stable:
         suspect = "; ".join(filter(None, [suspect, f"median not stable after {stats.repeats} repeats"]))

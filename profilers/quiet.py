@@ -23,9 +23,10 @@ _CHATTER = re.compile(r"^(USDT|INFO):\S* .*(SyncActivityProfilerHandler|Activity
 
 @contextlib.contextmanager
 def filtered_native_stderr() -> Iterator[None]:
+    fd = 2  # Kineto writes to the process's file descriptor 2, whatever sys.stderr is
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced (e.g. by a notebook): leave it
+        os.fstat(fd)
+    except OSError:  # no fd 2 at all: nothing to filter
         yield
         return
     sys.stderr.flush()

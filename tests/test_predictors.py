@@ -425,7 +425,9 @@ def test_model_contract(name):
     pred = model.predict(_samples(held, [1] * 5 + [4] * 5))
     truth = np.array([_latency_true(arch_features(a, b)) for a, b in zip(held, [1] * 5 + [4] * 5)])
     assert pred.shape == (10,) and np.all(np.isfinite(pred)) and np.all(pred > 0)
-    assert rmspe(pred, truth) < 60  # every model follows the cost's scale
+    # Every model follows the cost; the lookup table, fitted on 15 networks per batch size, misses
+    # the entries those networks never used (measured: flops 7 %, lookup 26 %, the others 4 %).
+    assert rmspe(pred, truth) < {"lookup": 40.0, "flops": 15.0}.get(name, 10.0)
 
 
 def test_flops_model_recovers_one_line_per_batch_size():
@@ -529,7 +531,7 @@ def test_linear_model_recovers_a_linear_function():
     hs = _samples(held, hb)
     truth = hs.features.apply(cost, axis=1).to_numpy()
     pred = model.predict(hs)
-    np.testing.assert_allclose(pred, truth, rtol=5e-3)
+    np.testing.assert_allclose(pred, truth, rtol=2e-3)  # measured: 3e-4
     # Columns are used by name: a reordered feature table gives the same predictions.
     shuffled = Samples(hs.archs, hs.batch_sizes, hs.features[hs.features.columns[::-1]])
     np.testing.assert_allclose(model.predict(shuffled), pred, rtol=1e-12)
@@ -550,6 +552,23 @@ def test_tree_models_fit_smooth_costs(name):
     hs = _samples(held, [1 if i % 2 else 4 for i in range(len(held))])
     truth = hs.features.apply(_smooth_cost, axis=1).to_numpy()
     assert rmspe(model.predict(hs), truth) < 5.0
+
+
+def test_tree_models_learn_what_the_linear_part_misses():
+    """A smooth step in MACs (the kind of turn a cache or a GPU wave makes): the linear model
+    cannot bend, the trees fitted on its log ratio can."""
+    def cost(f):
+        return (0.2 + 1e-6 * f["macs"] + 0.01 * f["n_ops"]) * math.exp(0.5 * math.tanh((f["macs"] - 8e5) / 2e5))
+
+    archs = _archs("digits-s", 120, seed=1200)
+    samples = _samples(archs, [1] * len(archs))
+    y = samples.features.apply(cost, axis=1).to_numpy()
+    held = _samples(_archs("digits-s", 40, seed=1300, exclude={a.arch_id for a in archs}), [1] * 40)
+    truth = held.features.apply(cost, axis=1).to_numpy()
+    linear = rmspe(create_model("linear").fit(samples, y).predict(held), truth)
+    assert linear > 15.0  # measured: 23 %
+    for name in ("gbt", "forest"):  # measured: 9 % each
+        assert rmspe(create_model(name).fit(samples, y).predict(held), truth) < 0.6 * linear, name
 
 
 def test_forest_tree_spread():

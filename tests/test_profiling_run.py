@@ -797,7 +797,7 @@ def test_predictor_bench_config_rejects_bad_input(kwargs, match):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--n-train", "5"], r"n_train must be at least 10, got 5"),
+    (["--n-train", "5"], r"n_train must be at least 10 to fit and cross-validate, got 5"),
     (["--seed", "1", "--test-seed", "1"], r"test_seed must differ from seed"),
     (["--batch-size", "0"], r"batch_size must be a positive integer"),
     (["--space", "nope"], r"unknown search space 'nope'"),
