@@ -53,8 +53,10 @@ class LayerCost:
     params: int
     in_elems: int
     out_elems: int
-    launches: int  # kernels this layer runs (estimate)
-    grid_blocks: tuple[int, ...] = ()  # per launch, estimated thread blocks (for waves)
+    launches: int  # operators this layer runs on the PyTorch path (counted in n_ops)
+    # Estimated thread blocks of each CUDA kernel the layer launches (for waves); one entry per
+    # launch, except the quadratic conv: its 4 PyTorch-path ops are one fused Triton kernel on CUDA.
+    grid_blocks: tuple[int, ...] = ()
     kernel_size: int = 0  # depthwise convolutions: k
     peak_elems: int = 0  # elements live at this layer's peak (inference), residual stream included
 

@@ -213,6 +213,8 @@ class Predictor:
             raise ValueError(f"space {space.name!r} does not share this predictor's space {self.space!r} and features")
         if isinstance(archs, ArchConfig):
             archs = [archs]
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if batch_size not in self.batch_sizes:
             raise ValueError(f"this {self.target} predictor was fitted on batch sizes {self.batch_sizes}, "
                              f"not {batch_size}; profile batch size {batch_size} and refit")
@@ -301,6 +303,9 @@ class Predictor:
         missing = [k for k in need if k not in meta]
         if missing:
             raise ValueError(f"predictor metadata {path} lacks {missing}")
+        for key, kind in (("versions", dict), ("batch_sizes", list), ("feature_schema", list), ("fingerprint", dict)):
+            if not isinstance(meta[key], kind):
+                raise ValueError(f"predictor metadata {path}: {key} must be a JSON {'object' if kind is dict else 'list'}")
         if meta["artifact_version"] != ARTIFACT_VERSION:
             raise ValueError(f"{path}: artifact version {meta['artifact_version']} is not {ARTIFACT_VERSION}")
         if meta["target"] not in TARGETS or meta["model"] not in MODELS:
