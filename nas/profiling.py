@@ -104,15 +104,19 @@ def _spread(record: ProfileRecord) -> float:
 def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: LatencySettings = LatencySettings()
                  ) -> ProfileRecord:
     """Profile ``arch``; retry a noisy measurement up to ``config.retries`` times, keep the tightest."""
+    def ok(rec: ProfileRecord) -> bool:
+        return rec.latency.stable and _spread(rec) <= config.max_spread
+
     best = None
     for _ in range(config.retries + 1):
         rec = profile(arch, device=config.device, batch_size=config.batch_size, threads=config.threads,
                       latency=latency, with_ops=config.with_ops)
-        if best is None or _spread(rec) < _spread(best):
+        if best is None or (not ok(rec), _spread(rec)) < (not ok(best), _spread(best)):
             best = rec
-        if _spread(best) <= config.max_spread and best.latency.stable:
+        if ok(best):
             return best
-    note = f"latency spread (p90-p10)/median {_spread(best):.2f} after {config.retries + 1} tries"
+    note = (f"latency spread (p90-p10)/median {_spread(best):.2f}{'' if best.latency.stable else ', median unsettled'} "
+            f"after {config.retries + 1} tries")
     return replace(best, suspect="; ".join(filter(None, [best.suspect, note])))
 
 

@@ -49,10 +49,11 @@ def append_profile_row(path: str | Path, row: dict[str, Any]) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in row]
     if missing:
         raise ValueError(f"profile row lacks required columns {missing}")
+    if path.exists() and path.stat().st_size > 0:
+        _repair_torn_tail(path)  # may leave the file empty: a header torn by a kill
     new = not path.exists() or path.stat().st_size == 0
     if not new:
         _check_header(path)
-        _repair_torn_tail(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=PROFILE_COLUMNS, lineterminator="\n")
@@ -100,6 +101,10 @@ def read_profiles(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"profile table {path} is not UTF-8 CSV text (byte {err.start})") from None
     if text and not text.endswith("\n"):
         cut = text.rfind("\n") + 1
+        if cut == 0 and ",".join(PROFILE_COLUMNS).startswith(text):
+            warnings.warn(f"{path}: ignoring a header torn by an interrupted run; the table has no rows",
+                          stacklevel=2)
+            return pd.DataFrame(columns=PROFILE_COLUMNS)
         warnings.warn(f"{path}: ignoring an incomplete last row left by an interrupted run", stacklevel=2)
         text = text[:cut]
     if not text.strip():

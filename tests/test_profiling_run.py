@@ -249,9 +249,6 @@ def test_measure_arch_retries_an_unsettled_median(monkeypatch, base_record):
     assert "after 3 tries" in rec.suspect
 
 
-@pytest.mark.xfail(strict=True, reason="nas/profiling.py:106-113 measure_arch keeps the tightest record even when "
-                                      "it is unstable: a stable try within max_spread is discarded, and the note "
-                                      "blames a spread (0.10) that is within max_spread (0.25)")
 def test_measure_arch_prefers_a_stable_try_within_max_spread(monkeypatch, base_record):
     calls = _script_profile(monkeypatch, base_record, [(0.1, False, ""), (0.2, True, ""), (0.15, False, "")])
     rec = measure_arch(_space().min_arch(), ProfileRunConfig(space=SPACE, n=4, retries=2))
@@ -406,11 +403,6 @@ def test_collect_resumes_a_table_torn_in_its_first_row(collected, tmp_path):
     assert len(table) == 2
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="predictors/table.py read_profiles: a torn *header* (first write cut before its newline) "
-                          "leaves no complete line; read_profiles raises 'profile table ... is empty' (and "
-                          "append_profile_row's _check_header would refuse the file), so the run cannot resume "
-                          "although nothing was measured yet")
 def test_collect_resumes_a_table_torn_in_its_header(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text(",".join(PROFILE_COLUMNS)[:100], encoding="utf-8")  # killed while writing the header

@@ -83,6 +83,9 @@ def run_staircase_bench(config: StaircaseBenchConfig, *, out: str | Path, progre
         predictor = Predictor.load(config.predictor, fingerprint=fp.to_dict(), force=config.force)
         if predictor.target != "latency":
             raise ValueError(f"{config.predictor} predicts {predictor.target}, not latency")
+        if config.batch_size not in predictor.batch_sizes:
+            raise ValueError(f"{config.predictor} was fitted on batch sizes {predictor.batch_sizes}, not "
+                             f"{config.batch_size}")
     else:
         table = collect_profiles(ProfileRunConfig(space=space.name, n=config.n_train, device=config.device,
                                                   batch_size=config.batch_size, seed=config.seed,
