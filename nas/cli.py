@@ -192,7 +192,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
     config = ProfileRunConfig(space=args.space, n=args.n, device=args.device, batch_size=args.batch_size,
                               seed=args.seed, threads=args.threads, passes=args.passes,
-                              adaptive_fraction=args.adaptive_fraction, with_ops=False)
+                              adaptive_fraction=args.adaptive_fraction, with_ops=True if args.with_ops else None)
     table = collect_profiles(config, args.out, progress=not args.no_progress)
     lat = table["latency_ms"]
     print(f"{args.out}: {len(table)} architectures of {args.space} at batch {args.batch_size} on "
@@ -408,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", type=int, default=3, help="measurements per architecture, spread over the run")
     p.add_argument("--adaptive-fraction", type=float, default=0.25,
                    help="share of architectures chosen where the current predictor errs most")
+    p.add_argument("--with-ops", action="store_true",
+                   help="also on CPU, write per-op records to FILE.records.jsonl (always on CUDA, with kernels)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_profile)
 

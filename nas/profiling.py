@@ -6,21 +6,28 @@
    at the batch size): the smallest, the largest and evenly spaced quantiles of a large random
    pool (:meth:`SearchSpace.spread`), seeded.
 2. **Adaptive**: the rest in rounds. Each round fits a residual random forest (the
-   ``forest`` cost model) to the latencies measured so far, takes the architectures it
+   ``forest`` cost model) to the latencies measured so far (relative to the reference, 4.), takes the architectures it
    predicts worst out of fold, mutates them (:meth:`SearchSpace.mutate`) into candidates, and
    measures the candidates the forest's trees disagree on most — sampling where the current
    predictor errs.
 3. Every architecture is measured again in ``passes − 1`` later passes, each in its own seeded
    order, so a burst of load from other tenants of a shared machine hits one measurement of
-   an architecture, not all; the table keeps every pass and fitting uses their median.
+   an architecture, not all; the table keeps every pass and fitting uses their median. An
+   architecture whose passes still disagree — median absolute deviation over the median above
+   ``max_pass_mad`` — gets extra passes, up to ``max_passes``.
 4. A fixed **reference architecture** (:func:`reference_arch`, the middle choice in every
    dimension) is re-measured every ``reference_every_s`` seconds and each row records the
    latest reference latency (``ref_latency_ms``): the machine's speed at that moment. A shared
    machine's speed drifts by ±10 % over minutes; predictors can then learn latency at one
    reference speed (see :class:`predictors.Predictor`, ``normalize``).
 5. Each measurement is :func:`profilers.profile`; a measurement whose spread
-   ``(p90 − p10) / median`` exceeds ``max_spread`` (a busy machine) is retried and the
-   tightest kept; rows still noisy after the retries say so in ``suspect``.
+   ``(p90 − p10) / median`` exceeds ``max_spread`` or whose median never settled (a busy
+   machine) is retried; the first good try is kept, else the tightest, and its row says so in
+   ``suspect``.
+
+With ``with_ops`` (default on CUDA) each measurement's per-op records and, on CUDA, per-kernel
+records (grid, block, registers, shared memory, occupancy, waves) go to ``TABLE.records.jsonl``
+beside the table, one JSON line per measurement; the row keeps the kernel count and waves.
 
 Rows are appended to the CSV table as they are measured (:mod:`predictors.table`), keyed by
 (arch_id, batch size, device fingerprint, pass): a run that is interrupted resumes where it stopped,
@@ -30,6 +37,8 @@ untouched.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import time
 from dataclasses import dataclass, replace
@@ -49,7 +58,7 @@ from search_spaces.arch import ArchConfig, BlockArch, StageArch
 from search_spaces.layers import check_positive_int
 from search_spaces.space import SearchSpace, create_space
 
-__all__ = ["ProfileRunConfig", "collect_profiles", "measure_arch", "reference_arch"]
+__all__ = ["ProfileRunConfig", "collect_profiles", "measure_arch", "records_path", "reference_arch"]
 
 
 @dataclass(frozen=True)
@@ -65,10 +74,12 @@ class ProfileRunConfig:
     adaptive_fraction: float = 0.25
     adaptive_rounds: int = 3
     passes: int = 3
+    max_passes: int = 7
+    max_pass_mad: float = 0.03
     reference_every_s: float = 5.0
     retries: int = 2
     max_spread: float = 0.25
-    with_ops: bool = False
+    with_ops: bool | None = None  # per-op (and on CUDA per-kernel) records; default: on CUDA only
 
     def __post_init__(self) -> None:
         create_space(self.space)  # unknown names fail here, listing the valid ones
@@ -76,6 +87,11 @@ class ProfileRunConfig:
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("adaptive_rounds", self.adaptive_rounds)
         check_positive_int("passes", self.passes)
+        check_positive_int("max_passes", self.max_passes)
+        if self.max_passes < self.passes:
+            raise ValueError(f"max_passes ({self.max_passes}) must be at least passes ({self.passes})")
+        if not self.max_pass_mad > 0:
+            raise ValueError(f"max_pass_mad must be positive, got {self.max_pass_mad!r}")
         if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.threads is not None:
@@ -90,6 +106,10 @@ class ProfileRunConfig:
             raise ValueError(f"reference_every_s must be positive, got {self.reference_every_s!r}")
         if not self.max_spread > 0:
             raise ValueError(f"max_spread must be positive, got {self.max_spread!r}")
+
+    @property
+    def records_ops(self) -> bool:
+        return self.with_ops if self.with_ops is not None else str(self.device).startswith("cuda")
 
     @property
     def n_adaptive(self) -> int:
@@ -110,7 +130,7 @@ def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: Latency
     best = None
     for _ in range(config.retries + 1):
         rec = profile(arch, device=config.device, batch_size=config.batch_size, threads=config.threads,
-                      latency=latency, with_ops=config.with_ops)
+                      latency=latency, with_ops=config.records_ops)
         if best is None or (not ok(rec), _spread(rec)) < (not ok(best), _spread(best)):
             best = rec
         if ok(best):
@@ -185,6 +205,21 @@ def _adaptive_candidates(space: SearchSpace, table: pd.DataFrame, k: int, rng: r
     return [cands[i] for i in np.argsort(-spread)[:k]]
 
 
+def records_path(table: str | Path) -> Path:
+    """Where the per-op and per-kernel records of a profile table go: ``TABLE.records.jsonl``."""
+    table = Path(table)
+    return table.with_name(table.name + ".records.jsonl")
+
+
+def _append_records(path: Path, record: dict) -> None:
+    # Written before the table row, so a row on disk always has its records (a kill in between
+    # leaves a record whose measurement is repeated on resume: readers keep the last one).
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[str] | frozenset[str] = frozenset(),
                      progress: bool = True, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Profile until ``out`` holds ``config.n`` architectures × ``config.passes`` passes of this
@@ -227,6 +262,11 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[
         row["ref_latency_ms"] = ref_ms
         row["sample_source"] = source
         row["pass"] = p
+        if config.records_ops:
+            _append_records(records_path(out), {"arch_id": arch.arch_id, "batch_size": config.batch_size,
+                                                "fingerprint_id": fp_id, "pass": p,
+                                                "ops": [o.to_dict() for o in rec.ops],
+                                                "kernels": [k.to_dict() for k in rec.kernels]})
         append_profile_row(out, row)
         done.add((arch.arch_id, p))
         bar.update(1)
@@ -270,6 +310,19 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[
             for arch_id in order:
                 if (arch_id, p) not in done:
                     measure(arch_of[arch_id], p, "repeat")
+        # Extra passes for architectures whose passes disagree (a burst of load hit some).
+        for p in range(config.passes, config.max_passes):
+            agg = aggregate_profiles(mine())
+            noisy = [a for a, mad, n in zip(agg["arch_id"].astype(str), agg["latency_pass_mad"], agg["passes"])
+                     if a in arch_of and ((mad > config.max_pass_mad and n <= p) or (a, p) in done)]
+            todo = [a for a in noisy if (a, p) not in done]
+            if not noisy:
+                break
+            bar.total += len(todo)
+            bar.refresh()
+            random.Random(config.seed * 1000 + p).shuffle(todo)
+            for arch_id in todo:
+                measure(arch_of[arch_id], p, "repeat")
     finally:
         bar.close()
     table = aggregate_profiles(mine())

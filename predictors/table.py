@@ -140,11 +140,14 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
 
     ``passes`` counts the measurements; ``ref_ratio`` is the median over passes of
     ``latency_ms / ref_latency_ms`` (the latency in units of the reference architecture measured
-    at the same time; NaN without a reference); ``latency_pass_spread`` is (max − min) / median of the
+    at the same time; NaN without a reference); ``latency_pass_mad`` is the median absolute deviation of the passes' latencies over their
+    median (how well the median is pinned down; one outlying pass does not move it);
+    ``latency_pass_spread`` is (max − min) / median of the
     passes' latencies; ``suspect`` joins the passes' notes. Other columns are the first pass's.
     """
     if len(df) == 0:
-        return df.assign(passes=pd.Series(dtype=int), latency_pass_spread=pd.Series(dtype=float))
+        return df.assign(passes=pd.Series(dtype=int), latency_pass_spread=pd.Series(dtype=float),
+                         latency_pass_mad=pd.Series(dtype=float))
     if "passes" in df and not df.duplicated(KEY).any():
         return df  # already aggregated
     df = df.copy()
@@ -163,6 +166,7 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     lat = groups["latency_ms"]
     first["passes"] = groups.size()
     first["latency_pass_spread"] = (lat.max() - lat.min()) / lat.median()
+    first["latency_pass_mad"] = lat.agg(lambda v: float((v - v.median()).abs().median() / v.median()))
     if "suspect" in df:
         first["suspect"] = groups["suspect"].agg(lambda s: "; ".join(sorted({v for v in s.astype(str) if v})))
     return first.reset_index()

@@ -1005,3 +1005,71 @@ def test_cli_bench_staircase_batch_size_the_predictor_lacks_exits_2(fitted, tmp_
             "--repeats", "1", "--predictor", str(preds / "latency"), "--out", str(tmp_path / "st"), "--no-progress"]
     assert main(argv) == 2
     assert "fitted on batch sizes [1], not 2" in capsys.readouterr().err
+
+
+# ---- per-op records beside the table ----------------------------------------------------------------
+
+def test_with_ops_writes_one_record_line_per_measurement(tmp_path):
+    path = tmp_path / "p.csv"
+    config = ProfileRunConfig(space=SPACE, n=3, passes=2, seed=0, with_ops=True)
+    assert config.records_ops and not ProfileRunConfig(space=SPACE, n=3).records_ops  # off by default on CPU
+    collect_profiles(config, path, progress=False)
+    records_file = nas.profiling.records_path(path)
+    assert records_file.name == "p.csv.records.jsonl"
+    lines = [json.loads(line) for line in records_file.read_text().splitlines()]
+    rows = _csv_rows(path)
+    assert [(r["arch_id"], r["pass"]) for r in lines] == [(r["arch_id"], int(r["pass"])) for r in rows]
+    for rec in lines:
+        names = {o["name"] for o in rec["ops"]}
+        assert "aten::linear" in names and rec["kernels"] == []  # no kernels on CPU
+        assert rec["batch_size"] == 1 and rec["fingerprint_id"] == _my_fp().fingerprint_id
+
+
+def test_cli_profile_with_ops(tmp_path, capsys):
+    path = tmp_path / "p.csv"
+    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--out", str(path), "--with-ops",
+                 "--no-progress"]) == 0
+    assert len(nas.profiling.records_path(path).read_text().splitlines()) == 2
+    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--out", str(tmp_path / "q.csv"),
+                 "--no-progress"]) == 0
+    assert not nas.profiling.records_path(tmp_path / "q.csv").exists()
+
+
+# ---- extra passes where passes disagree -------------------------------------------------------------
+
+def test_extra_passes_only_for_archs_whose_passes_disagree(monkeypatch, base_record, tmp_path):
+    """A fake device: every arch takes 2 ms, except one 'noisy' arch whose passes cycle through
+    2.0 / 2.3 / 2.6 ms — the median absolute deviation over the median stays at 7-13 %, above
+    max_pass_mad, so it is measured again until max_passes; the others stop at `passes`."""
+    space = _space()
+    noisy_id = space.min_arch().arch_id
+    seen: dict[str, int] = {}
+
+    def fake(arch, **kw):
+        k = seen.get(arch.arch_id, 0)
+        seen[arch.arch_id] = k + 1
+        ms = (2.0, 2.3, 2.6)[k % 3] if arch.arch_id == noisy_id else 2.0
+        lat = TimingStats(median_ms=ms, p10_ms=ms, p90_ms=ms, repeats=15, stable=True)
+        return replace(base_record, latency=lat, arch=arch, suspect="")
+
+    monkeypatch.setattr(nas.profiling, "profile", fake)
+    path = tmp_path / "p.csv"
+    config = ProfileRunConfig(space=SPACE, n=6, passes=3, max_passes=6, max_pass_mad=0.03, seed=0)
+    table = collect_profiles(config, path, progress=False)
+    passes = dict(zip(table["arch_id"], table["passes"]))
+    assert noisy_id in passes  # min_arch is in the spread plan
+    assert passes[noisy_id] == 6
+    assert all(n == 3 for a, n in passes.items() if a != noisy_id)
+    rows = _csv_rows(path)
+    assert sorted(int(r["pass"]) for r in rows if r["arch_id"] == noisy_id) == list(range(6))
+    # Resuming a finished run measures nothing more.
+    before = path.read_bytes()
+    collect_profiles(config, path, progress=False)
+    assert path.read_bytes() == before
+
+
+def test_max_passes_below_passes_is_refused():
+    with pytest.raises(ValueError, match="max_passes"):
+        ProfileRunConfig(space=SPACE, n=4, passes=3, max_passes=2)
+    with pytest.raises(ValueError, match="max_pass_mad"):
+        ProfileRunConfig(space=SPACE, n=4, max_pass_mad=0.0)
