@@ -9,7 +9,7 @@ A shared machine's speed drifts (±10 % over minutes on the 2-core CI machine). 
 ``nas profile`` record the latency of a fixed reference architecture measured alongside each
 row; with ``normalize="auto"`` (default) a latency predictor learns each architecture's latency
 in units of that reference, times the reference's median latency over the training table
-(``ref_baseline_ms``) — latency at one machine speed — and :meth:`evaluate` brings held-out
+(``ref_baseline_ms``, per batch size) — latency at one machine speed — and :meth:`evaluate` brings held-out
 measurements to that same speed (raw figures are reported beside, as ``*_raw``).
 
 ``fit`` with ``model="auto"`` scores every registered cost model by K-fold cross-validated
@@ -102,7 +102,7 @@ class Predictor:
         self.normalize = normalize
         self.normalization = "none"
         self.ref_arch_id: str | None = None
-        self.ref_baseline_ms: float | None = None
+        self.ref_baseline_ms: dict[int, float] | None = None  # per batch size
 
     # --- features -------------------------------------------------------------------------
     @property
@@ -137,7 +137,13 @@ class Predictor:
         if not self._has_reference(table) or str(table["ref_arch_id"].iloc[0]) != self.ref_arch_id:
             raise ValueError(f"this latency predictor is normalised by reference architecture {self.ref_arch_id}; "
                              f"the table's rows need ref_latency_ms measured with that reference")
-        return table["ref_ratio"].to_numpy(dtype=float) * self.ref_baseline_ms
+        batches = table["batch_size"].astype(int)
+        unknown = sorted(set(batches) - set(self.ref_baseline_ms))
+        if unknown:
+            raise ValueError(f"no reference speed for batch sizes {unknown}; this predictor has "
+                             f"{sorted(self.ref_baseline_ms)}")
+        baseline = batches.map(self.ref_baseline_ms).to_numpy(dtype=float)
+        return table["ref_ratio"].to_numpy(dtype=float) * baseline
 
     # --- fitting ----------------------------------------------------------------------------
     def fit(self, table: pd.DataFrame) -> "Predictor":
@@ -169,7 +175,8 @@ class Predictor:
         self.normalization = "reference" if use_ref else "none"
         if use_ref:
             self.ref_arch_id = str(table["ref_arch_id"].iloc[0])
-            self.ref_baseline_ms = float(table["ref_latency_ms"].median())
+            self.ref_baseline_ms = {int(b): float(v) for b, v in
+                                    table.groupby("batch_size")["ref_latency_ms"].median().items()}
         self.feature_schema = feature_names(create_space(self.space), cuda=self.sm_count is not None)
         self.table = table.reset_index(drop=True).copy()
         samples, y = self._table_samples(self.table), self._target_values(self.table)
@@ -272,7 +279,8 @@ class Predictor:
             "n_train": len(self.table) if self.table is not None else 0,
             "fitted_at": self.fitted_at, "versions": library_versions(), "normalize": self.normalize,
             "normalization": self.normalization, "ref_arch_id": self.ref_arch_id,
-            "ref_baseline_ms": self.ref_baseline_ms,
+            "ref_baseline_ms": ({str(b): v for b, v in self.ref_baseline_ms.items()}
+                                if self.ref_baseline_ms is not None else None),
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -352,7 +360,10 @@ class Predictor:
                    normalize=meta.get("normalize", "auto"))
         pred.normalization = meta.get("normalization", "none")
         pred.ref_arch_id = meta.get("ref_arch_id")
-        pred.ref_baseline_ms = meta.get("ref_baseline_ms")
+        base = meta.get("ref_baseline_ms")
+        if base is not None and not isinstance(base, dict):
+            raise ValueError(f"predictor metadata: ref_baseline_ms must be an object of batch size -> ms, got {base!r}")
+        pred.ref_baseline_ms = {int(b): float(v) for b, v in base.items()} if base is not None else None
         pred.model_name = meta["model"]
         pred.cv_scores = dict(meta.get("cv_rmspe") or {})
         pred.space = meta["space"]

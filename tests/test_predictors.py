@@ -1014,16 +1014,16 @@ def test_reference_normalisation(train_archs, held_archs, tmp_path):
     held = _drifting_table(held_archs, ref, seed=6)
     pred = Predictor(model="linear").fit(train)
     assert pred.normalization == "reference" and pred.ref_arch_id == ref.arch_id
-    assert pred.ref_baseline_ms == pytest.approx(float(np.median(train["ref_latency_ms"])))
+    assert pred.ref_baseline_ms == {1: pytest.approx(float(np.median(train["ref_latency_ms"])))}
     # It learns latency at the training table's median speed: true × baseline / ref_true.
     truth = np.array([_latency_true(arch_features(a, 1)) for a in held_archs])
-    np.testing.assert_allclose(pred.predict(held_archs, 1), truth * pred.ref_baseline_ms / ref_true, rtol=0.02)
+    np.testing.assert_allclose(pred.predict(held_archs, 1), truth * pred.ref_baseline_ms[1] / ref_true, rtol=0.02)
     out = pred.evaluate(held)
     assert out["within_10pct"] >= 0.95
     assert out["within_10pct_raw"] <= 0.6
     assert out["rmspe_raw"] > 4 * out["rmspe"]
     # Held-out measurements are brought to the same speed: ratio × baseline.
-    measured = held["latency_ms"] / held["ref_latency_ms"] * pred.ref_baseline_ms
+    measured = held["latency_ms"] / held["ref_latency_ms"] * pred.ref_baseline_ms[1]
     np.testing.assert_allclose(pred.measured(held), measured.to_numpy(), rtol=1e-12)
 
     # Persisted with the artifact.
@@ -1055,3 +1055,24 @@ def test_normalize_reference_needs_reference_columns(train_archs):
     with pytest.raises(ValueError, match="one reference architecture"):
         Predictor(model="linear", normalize="reference").fit(mixed)
     assert Predictor(model="linear").fit(mixed).normalization == "none"  # auto: falls back to raw
+
+
+def _flops_truth(arch: ArchConfig) -> float:
+    return 0.2 + 1e-6 * arch_features(arch, 1)["macs"]
+
+
+def test_reference_baseline_is_kept_per_batch_size(train_archs):
+    # The reference is measured at each batch size; batch 8 runs 4x slower than batch 1. The
+    # baseline must be per batch, or batch-8 predictions would be scaled by batch-1 speeds.
+    ref = create_space("digits-s").min_arch()
+    rows = []
+    for b, scale in ((1, 1.0), (8, 4.0)):
+        for i, a in enumerate(train_archs):
+            drift = 1.0 + 0.2 * ((i % 5) - 2) / 2
+            rows.append(_row(a, b, scale * _flops_truth(a) * drift, ref_arch_id=ref.arch_id,
+                             ref_latency_ms=scale * 2.0 * drift))
+    pred = Predictor(model="flops").fit(pd.DataFrame(rows))  # per batch: exact on a·MACs + b
+    assert pred.ref_baseline_ms == {1: pytest.approx(2.0), 8: pytest.approx(8.0)}
+    truth = np.array([_flops_truth(a) for a in train_archs[:5]])
+    np.testing.assert_allclose(pred.predict(train_archs[:5], 8), 4.0 * truth, rtol=1e-6)
+    np.testing.assert_allclose(pred.predict(train_archs[:5], 1), truth, rtol=1e-6)
