@@ -361,6 +361,8 @@ class Predictor:
         pred.normalization = meta.get("normalization", "none")
         pred.ref_arch_id = meta.get("ref_arch_id")
         base = meta.get("ref_baseline_ms")
+        if isinstance(base, (int, float)) and not isinstance(base, bool):  # one speed for all batch sizes
+            base = {b: base for b in meta["batch_sizes"]}
         if base is not None and not isinstance(base, dict):
             raise ValueError(f"predictor metadata: ref_baseline_ms must be an object of batch size -> ms, got {base!r}")
         pred.ref_baseline_ms = {int(b): float(v) for b, v in base.items()} if base is not None else None

@@ -2,7 +2,8 @@
 
 For each batch size: profile a training set (``n_train`` architectures, spread + adaptive,
 seed ``seed``) and a held-out set (``n_test``, spread over the space with seed ``test_seed``,
-excluding every training architecture) on the device; fit every cost model on the training set
+excluding every training architecture) on the device, pass by pass in alternation so both sets
+span the same stretch of time; fit every cost model on the training set
 and evaluate it on the held-out set; the default model is the one :class:`Predictor` picks by
 cross-validation *on the training set only*. Latency predictors are reference-normalised (see
 :class:`predictors.Predictor`): ``within_10pct`` etc. compare with held-out latencies brought
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,21 @@ def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progre
     for b in config.batch_sizes:
         train_cfg = ProfileRunConfig(space=config.space, n=config.n_train, device=config.device, batch_size=b,
                                      seed=config.seed, threads=config.threads)
-        train = collect_profiles(train_cfg, train_path, progress=progress)
-        train_minutes = train.attrs.get("minutes", 0.0)
         test_cfg = ProfileRunConfig(space=config.space, n=config.n_test, device=config.device, batch_size=b,
                                     seed=config.test_seed, threads=config.threads, adaptive_fraction=0.0)
-        test = collect_profiles(test_cfg, test_path, exclude=set(train["arch_id"]), progress=progress)
+        # Pass k of the training set, then pass k of the held-out set, and so on: both sets are
+        # measured across the same stretch of time, so a drift of the machine's speed between
+        # "training time" and "test time" is not mistaken for prediction error. Extra passes
+        # (for architectures whose passes disagree) come with the last round.
+        train_minutes = test_minutes = 0.0
+        for k in range(1, train_cfg.passes + 1):
+            last = k == train_cfg.passes
+            train = collect_profiles(replace(train_cfg, passes=k, max_passes=train_cfg.max_passes if last else k),
+                                     train_path, progress=progress)
+            train_minutes += train.attrs.get("minutes", 0.0)
+            test = collect_profiles(replace(test_cfg, passes=k, max_passes=test_cfg.max_passes if last else k),
+                                    test_path, exclude=set(train["arch_id"]), progress=progress)
+            test_minutes += test.attrs.get("minutes", 0.0)
         per_target: dict[str, Any] = {}
         panels = []
         for target in config.targets:
@@ -106,7 +117,7 @@ def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progre
         plot = parity_plot(panels, out / f"parity-b{b}.png",
                            title=f"{config.space} on {fp.name}: held-out architectures")
         per_target["profiling_minutes_train"] = train_minutes
-        per_target["profiling_minutes_test"] = test.attrs.get("minutes", 0.0)
+        per_target["profiling_minutes_test"] = test_minutes
         per_target["parity_plot"] = str(plot)
         record["batch_sizes"][str(b)] = per_target
     record["config"] = asdict(config)
