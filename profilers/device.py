@@ -1,4 +1,4 @@
-"""What machine a measurement ran on (the full device fingerprint arrives with profiling)."""
+"""Human-readable device names (the identity used to match measurements is :mod:`profilers.fingerprint`)."""
 
 from __future__ import annotations
 
