@@ -192,6 +192,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
     config = ProfileRunConfig(space=args.space, n=args.n, device=args.device, batch_size=args.batch_size,
                               seed=args.seed, threads=args.threads, passes=args.passes,
+                              max_passes=args.max_passes if args.max_passes is not None else max(args.passes, 7),
                               adaptive_fraction=args.adaptive_fraction, with_ops=True if args.with_ops else None)
     table = collect_profiles(config, args.out, progress=not args.no_progress)
     lat = table["latency_ms"]
@@ -406,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's setting)")
     p.add_argument("--passes", type=int, default=3, help="measurements per architecture, spread over the run")
+    p.add_argument("--max-passes", type=int, default=None,
+                   help="cap on passes for architectures whose passes disagree (default: max(passes, 7))")
     p.add_argument("--adaptive-fraction", type=float, default=0.25,
                    help="share of architectures chosen where the current predictor errs most")
     p.add_argument("--with-ops", action="store_true",

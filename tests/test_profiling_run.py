@@ -261,7 +261,7 @@ def test_measure_arch_prefers_a_stable_try_within_max_spread(monkeypatch, base_r
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory):
     path = tmp_path_factory.mktemp("collect") / "profiles.csv"
-    config = ProfileRunConfig(space=SPACE, n=8, passes=2, seed=0)
+    config = ProfileRunConfig(space=SPACE, n=8, passes=2, max_passes=2, seed=0)
     table = collect_profiles(config, path, progress=False)
     return config, path, table
 
@@ -343,7 +343,7 @@ def test_collect_on_a_complete_table_measures_nothing(collected, tmp_path):
 
 @pytest.mark.parametrize("k", [3, 8], ids=["in-pass-0", "in-pass-1"])
 def test_collect_resumes_after_an_interruption(tmp_path, k):
-    config = ProfileRunConfig(space=SPACE, n=6, passes=2, seed=0)
+    config = ProfileRunConfig(space=SPACE, n=6, passes=2, max_passes=2, seed=0)
     path = tmp_path / "p.csv"
     on_row, seen = _stop_after(k)
     with pytest.raises(_Stop):
@@ -367,7 +367,7 @@ def test_collect_resumes_after_an_interruption(tmp_path, k):
 
 
 def test_collect_drops_a_torn_last_line_and_completes(tmp_path):
-    config = ProfileRunConfig(space=SPACE, n=6, passes=1, seed=0)
+    config = ProfileRunConfig(space=SPACE, n=6, passes=1, max_passes=1, seed=0)
     path = tmp_path / "p.csv"
     on_row, seen = _stop_after(3)
     with pytest.raises(_Stop):
@@ -395,7 +395,7 @@ def test_collect_resumes_a_table_torn_in_its_first_row(collected, tmp_path):
     path = tmp_path / "p.csv"
     path.write_text(header + first[: len(first) // 2], encoding="utf-8")  # killed while writing row 1
     with pytest.warns(UserWarning, match="incomplete last row"):
-        table = collect_profiles(ProfileRunConfig(space=SPACE, n=2, passes=1, seed=0), path, progress=False)
+        table = collect_profiles(ProfileRunConfig(space=SPACE, n=2, passes=1, max_passes=1, seed=0), path, progress=False)
     lines = _lines(path)
     assert lines[0] == header and len(lines) == 3
     space = _space()
@@ -408,7 +408,7 @@ def test_collect_resumes_a_table_torn_in_its_header(tmp_path):
     path.write_text(",".join(PROFILE_COLUMNS)[:100], encoding="utf-8")  # killed while writing the header
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = collect_profiles(ProfileRunConfig(space=SPACE, n=2, passes=1, seed=0), path, progress=False)
+        table = collect_profiles(ProfileRunConfig(space=SPACE, n=2, passes=1, max_passes=1, seed=0), path, progress=False)
     assert len(table) == 2 and len(_csv_rows(path)) == 2
 
 
@@ -429,7 +429,7 @@ def test_collect_keeps_rows_of_another_device(tmp_path):
     })
     append_profile_row(path, foreign)
     foreign_line = _lines(path)[1]
-    config = ProfileRunConfig(space=SPACE, n=6, passes=1, seed=0)
+    config = ProfileRunConfig(space=SPACE, n=6, passes=1, max_passes=1, seed=0)
     table = collect_profiles(config, path, progress=False)
     assert _lines(path)[1] == foreign_line  # untouched
     rows = _csv_rows(path)
@@ -444,7 +444,7 @@ def test_collect_never_profiles_excluded_archs(tmp_path):
     space = _space()
     plan = sorted(_expected_spread(6))
     exclude = {space.min_arch().arch_id, space.max_arch().arch_id, plan[0], plan[1]}
-    config = ProfileRunConfig(space=SPACE, n=6, passes=1, seed=0)
+    config = ProfileRunConfig(space=SPACE, n=6, passes=1, max_passes=1, seed=0)
     table = collect_profiles(config, tmp_path / "p.csv", exclude=exclude, progress=False)
     ids = {r["arch_id"] for r in _csv_rows(tmp_path / "p.csv")}
     assert len(ids) == 6 and not (ids & exclude)
@@ -456,7 +456,7 @@ def test_collect_refuses_a_table_of_another_format(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="lacks columns"):
-        collect_profiles(ProfileRunConfig(space=SPACE, n=6, passes=1), path, progress=False)
+        collect_profiles(ProfileRunConfig(space=SPACE, n=6, passes=1, max_passes=1), path, progress=False)
     assert path.read_text() == "a,b\n1,2\n"
 
 
@@ -470,7 +470,7 @@ def _subprocess_env() -> dict[str, str]:
 
 
 def _profile_cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "nas", "profile", "--space", SPACE, "--n", "10", "--passes", "2",
+    return [sys.executable, "-m", "nas", "profile", "--space", SPACE, "--n", "10", "--passes", "2", "--max-passes", "2",
             "--out", str(out), "--no-progress"]
 
 
@@ -528,7 +528,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path):
 
 def test_cli_profile_writes_table_and_prints_summary(tmp_path, capsys):
     out = tmp_path / "t.csv"
-    assert main(["profile", "--space", SPACE, "--n", "6", "--passes", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["profile", "--space", SPACE, "--n", "6", "--passes", "1", "--max-passes", "1", "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     line = text.splitlines()[0]
     fp = _my_fp()
@@ -550,6 +550,7 @@ def test_cli_profile_writes_table_and_prints_summary(tmp_path, capsys):
     (["--space", SPACE, "--n", "0"], r"n must be a positive integer, got 0"),
     (["--space", SPACE, "--n", "4", "--batch-size", "0"], r"batch_size must be a positive integer"),
     (["--space", SPACE, "--n", "4", "--passes", "0"], r"passes must be a positive integer"),
+    (["--space", SPACE, "--n", "4", "--passes", "3", "--max-passes", "2"], r"max_passes \(2\) must be at least passes"),
     (["--space", SPACE, "--n", "4", "--device", "tpu"], r"device must be 'cpu' or 'cuda\[:N\]'"),
     (["--space", SPACE, "--n", "4", "--adaptive-fraction", "1"], r"adaptive_fraction must be in \[0, 1\)"),
     (["--space", SPACE, "--n", "4", "--seed", "-1"], r"seed must be a non-negative integer"),
@@ -978,7 +979,7 @@ def test_bench_staircase_record(staircase):
     assert json.dumps(json.loads((out / "staircase.json").read_text()), sort_keys=True) == json.dumps(
         record, sort_keys=True)
     profiles = _csv_rows(out / "profiles.csv")
-    assert len({r["arch_id"] for r in profiles}) == 10 and len(profiles) == 30  # n_train 10, 3 passes
+    assert len({r["arch_id"] for r in profiles}) == 10 and 30 <= len(profiles) <= 70  # n_train 10, 3-7 passes
 
 
 @pytest.mark.slow
@@ -1017,7 +1018,7 @@ def test_cli_bench_staircase_batch_size_the_predictor_lacks_exits_2(fitted, tmp_
 
 def test_with_ops_writes_one_record_line_per_measurement(tmp_path):
     path = tmp_path / "p.csv"
-    config = ProfileRunConfig(space=SPACE, n=3, passes=2, seed=0, with_ops=True)
+    config = ProfileRunConfig(space=SPACE, n=3, passes=2, max_passes=2, seed=0, with_ops=True)
     assert config.records_ops and not ProfileRunConfig(space=SPACE, n=3).records_ops  # off by default on CPU
     collect_profiles(config, path, progress=False)
     records_file = nas.profiling.records_path(path)
@@ -1033,10 +1034,10 @@ def test_with_ops_writes_one_record_line_per_measurement(tmp_path):
 
 def test_cli_profile_with_ops(tmp_path, capsys):
     path = tmp_path / "p.csv"
-    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--out", str(path), "--with-ops",
+    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--max-passes", "1", "--out", str(path), "--with-ops",
                  "--no-progress"]) == 0
     assert len(nas.profiling.records_path(path).read_text().splitlines()) == 2
-    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--out", str(tmp_path / "q.csv"),
+    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--max-passes", "1", "--out", str(tmp_path / "q.csv"),
                  "--no-progress"]) == 0
     assert not nas.profiling.records_path(tmp_path / "q.csv").exists()
 
