@@ -21,6 +21,16 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lay out, write ``fig`` as PNG at ``path`` (parents created) and close it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def parity_plot(panels: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
     """Predicted vs measured, one panel per entry of ``panels``.
 
@@ -48,12 +58,7 @@ def parity_plot(panels: Sequence[dict], path: str | Path, *, title: str = "") ->
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def staircase_plot(widths: Sequence[int], measured_ms: Sequence[float], macs: Sequence[float],
@@ -80,9 +85,4 @@ def staircase_plot(widths: Sequence[int], measured_ms: Sequence[float], macs: Se
         axes[1][0].set_ylabel("waves")
         axes[1][0].legend(fontsize=8)
     axes[-1][0].set_xlabel("stage width (channels)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

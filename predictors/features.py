@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from search_spaces.arch import ArchConfig
 from search_spaces.blocks import mlp_hidden
+from search_spaces.layers import check_positive_int
 from search_spaces.networks import NetConfig
 from search_spaces.space import SearchSpace, create_space
 from search_spaces.triton_quadratic import launch_shape
@@ -153,8 +154,7 @@ def feature_names(space: SearchSpace, *, cuda: bool = False) -> list[str]:
 def arch_features(arch: ArchConfig, batch_size: int, *, space: SearchSpace | None = None,
                   sm_count: int | None = None) -> dict[str, float]:
     """The features of ``arch`` at ``batch_size`` (launch-shape ones when ``sm_count`` is given)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     space = space or create_space(arch.space)
     net = space.to_net_config(space.validate(arch))
     layers = layer_costs(net, batch_size)

@@ -45,6 +45,7 @@ from predictors.metrics import prediction_metrics, rmspe
 from predictors.models import MODELS, Samples, create_model
 from predictors.table import PROFILE_COLUMNS, TARGETS, aggregate_profiles
 from search_spaces.arch import ArchConfig
+from search_spaces.layers import check_positive_int
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = ["DeviceMismatch", "Predictor", "library_versions"]
@@ -220,8 +221,7 @@ class Predictor:
             raise ValueError(f"space {space.name!r} does not share this predictor's space {self.space!r} and features")
         if isinstance(archs, ArchConfig):
             archs = [archs]
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_positive_int("batch_size", batch_size)
         if batch_size not in self.batch_sizes:
             raise ValueError(f"this {self.target} predictor was fitted on batch sizes {self.batch_sizes}, "
                              f"not {batch_size}; profile batch size {batch_size} and refit")

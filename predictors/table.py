@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 __all__ = ["PROFILE_COLUMNS", "REQUIRED_COLUMNS", "TARGETS", "aggregate_profiles", "append_profile_row",
-           "profile_keys", "read_profiles", "rows_for"]
+           "read_profiles", "rows_for"]
 
 PROFILE_COLUMNS = [
     "arch_id", "space", "name", "batch_size", "device", "fingerprint_id", "device_name", "threads",
@@ -170,11 +170,6 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     if "suspect" in df:
         first["suspect"] = groups["suspect"].agg(lambda s: "; ".join(sorted({v for v in s.astype(str) if v})))
     return first.reset_index()
-
-
-def profile_keys(df: pd.DataFrame) -> set[tuple[str, int, str]]:
-    """``(arch_id, batch_size, fingerprint_id)`` of every row: what is already profiled."""
-    return set(zip(df["arch_id"].astype(str), df["batch_size"].astype(int), df["fingerprint_id"].astype(str)))
 
 
 def rows_for(df: pd.DataFrame, *, fingerprint_id: str | None = None, batch_sizes: Iterable[int] | None = None,

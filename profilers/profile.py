@@ -39,6 +39,7 @@ from profilers.memory import cpu_memory_events, peak_cuda_memory_bytes, peak_fro
 from profilers.quiet import filtered_native_stderr
 from profilers.timing import TimingStats, measure_latency, synchronize
 from search_spaces.arch import ArchConfig
+from search_spaces.layers import check_positive_int
 from search_spaces.networks import QuadraNet
 from search_spaces.space import SearchSpace, create_space
 
@@ -195,10 +196,9 @@ def profile(
     """Measure ``target`` (a model, or an architecture of ``space`` — default: the registered
     space it names) on ``device``. A module passed in is moved to ``device``; its training
     flag and gradients are left as they were."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    check_positive_int("batch_size", batch_size)
+    if threads is not None:
+        check_positive_int("threads", threads)
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
