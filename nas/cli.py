@@ -13,6 +13,10 @@
     nas bench ranking --space NAME [--json]
     nas bench predictors --space NAME --device cpu [--json]
     nas bench staircase --device cuda|cpu [--json]
+    nas search [options]             the main job (also installed as `nas-search`)
+    nas export --run DIR --arch-id ID [--format safetensors,torchscript,onnx]
+    nas report --run DIR
+    nas bench search --space NAME [--json]
 
 Bad input (unknown names, missing files, an occupied run directory) exits with code 2 and a
 message that says what was wrong and what is valid.
@@ -331,6 +335,116 @@ def _cmd_bench_staircase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from nas.search import SearchConfig, run_search
+
+    config = SearchConfig(
+        space=args.space, dataset=args.dataset, data_dir=args.data_dir, device=args.device, batch_size=args.batch_size,
+        latency_budgets_ms=tuple(args.latency_budget_ms or ()), memory_budgets_mb=tuple(args.memory_budget_mb or ()),
+        objectives=args.objectives, trials=args.trials, sampler=args.sampler, population_size=args.population_size,
+        storage=args.storage, study_name=args.study_name, resume=args.resume, seed=args.seed, out=args.out,
+        quick=args.quick, supernet=args.supernet, supernet_epochs=args.supernet_epochs, predictors=args.predictors,
+        force=args.force, profile_n=args.profile_n, profile_passes=args.profile_passes, threads=args.threads,
+        formats=args.format, measure_candidates=args.measure_candidates,
+    )
+    result = run_search(config, progress=not args.no_progress)
+    s = result.summary
+    print(f"run directory: {result.run_dir}")
+    print(f"{s['trials_completed']} trials ({s['trials_this_session']} this session, "
+          f"{s['trials_per_s'] or 0:.1f}/s), {s['pareto_size']} Pareto-optimal architectures, "
+          f"{s['minutes']:.1f} min")
+    for p in result.picks:
+        head = f"[{p['status']}] {p['budget']['label']}"
+        if p["arch_id"] is None:
+            print(f"{head}: {p['message']}")
+            continue
+        pr, me = p["predicted"], p["measured"]
+        print(f"{head}: arch {p['arch_id']} ({p['describe']}) test_acc={100 * me['test_acc']:.2f}% "
+              f"latency {me['latency_ms']:.3f} ms (predicted {pr['latency_ms']:.3f}) "
+              f"memory {me['peak_mem_mb']:.2f} MB (predicted {pr['peak_mem_mb']:.2f}) -> {p['export_dir']}")
+        if p["status"] != "met":
+            print(f"  {p['message']}")
+    print(f"report: {result.report.get('html')}")
+    if result.infeasible:
+        for p in result.infeasible:
+            print(f"nas-search: error: {p['message']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from nas.export_run import export_from_run
+
+    written = export_from_run(args.run, arch_id=args.arch_id, arch_file=args.arch, formats=args.format,
+                              out=args.out, overwrite=args.overwrite)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from nas.search import rebuild_report
+
+    for name, path in rebuild_report(args.run).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_bench_search(args: argparse.Namespace) -> int:
+    import time
+
+    from nas.bench.search import SearchBenchConfig, run_search_bench
+
+    config = SearchBenchConfig(space=args.space, trials=args.trials, seeds=args.seeds, sampler=args.sampler,
+                               supernet=args.supernet, predictors=args.predictors, force=args.force,
+                               supernet_epochs=args.supernet_epochs, profile_n=args.profile_n, seed=args.seed)
+    out = args.out or f"results/bench-search-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    record = run_search_bench(config, out=out, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    for key in ("hypervolume_default", "hypervolume_random", "hv_ratio", "trials_per_s", "trials_per_s_sqlite",
+                "trials_per_s_cached"):
+        print(f"{key}: {record[key]:.4f}")
+    print(f"record: {Path(out) / 'search_bench.json'}")
+    return 0
+
+
+def add_search_args(p: argparse.ArgumentParser) -> None:
+    """The options of ``nas-search`` / ``nas search``."""
+    p.add_argument("--space", default="digits-s", help="search space (see `nas space list`; default digits-s)")
+    p.add_argument("--dataset", default=None, help="dataset (default: the space's own; see `nas datasets`)")
+    p.add_argument("--data-dir", default=None, help="directory holding the dataset files (cifar10)")
+    p.add_argument("--device", default="cpu", help="target device: cpu or cuda[:N]")
+    p.add_argument("--batch-size", type=int, default=1, help="deployment batch size (latency/memory are at it)")
+    p.add_argument("--latency-budget-ms", type=float, action="append",
+                   help="latency limit in ms (repeatable: one result per budget pair)")
+    p.add_argument("--memory-budget-mb", type=float, action="append",
+                   help="peak inference memory limit in MB (repeatable; paired in order with latency budgets)")
+    p.add_argument("--objectives", default=None, help="comma-separated subset of accuracy,latency,memory (default all)")
+    p.add_argument("--trials", type=int, default=None, help="completed trials in the study (default 300; quick 60)")
+    p.add_argument("--sampler", default="nsga2", help="nsga2 (default), tpe or random")
+    p.add_argument("--population-size", type=int, default=None, help="NSGA-II population (default 50; quick 20)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite study.db in the run directory)")
+    p.add_argument("--study-name", default=None, help="default: nas-search-SPACE")
+    p.add_argument("--resume", action="store_true", help="continue the search in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run directory (default: results/search-SPACE-TIME)")
+    p.add_argument("--quick", action="store_true", help="small settings for a first look (about a minute on a CPU)")
+    p.add_argument("--supernet", default=None, help="reuse this trained supernet run directory")
+    p.add_argument("--supernet-epochs", type=int, default=None, help="supernet training epochs (default 30; quick 3)")
+    p.add_argument("--predictors", default=None,
+                   help="reuse predictor artifacts from this directory (its latency/ and memory/)")
+    p.add_argument("--force", action="store_true", help="use predictors fitted on another device")
+    p.add_argument("--profile-n", type=int, default=None, help="architectures to profile (default 80; quick 16)")
+    p.add_argument("--profile-passes", type=int, default=None, help="passes per architecture (default 3; quick 1)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for measuring (default: torch's setting)")
+    p.add_argument("--format", default="safetensors,torchscript,onnx", help="export formats of the picks")
+    p.add_argument("--measure-candidates", type=int, default=3,
+                   help="per budget, measure up to this many candidates until one meets the budget")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="QuadraNAS: hardware-aware NAS for quadratic networks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -443,6 +557,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="use a predictor fitted on another device")
     p.set_defaults(func=_cmd_predictors_predict)
 
+    p = sub.add_parser("search", help="the main job: supernet, predictors, multi-objective search, picks, report")
+    add_search_args(p)
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("export", help="export an architecture of a search run (safetensors, TorchScript, ONNX)")
+    p.add_argument("--run", required=True, help="nas-search run directory")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--arch-id", default=None, help="an arch_id from the run's trials.csv / pareto.csv")
+    which.add_argument("--arch", default=None, help="an architecture JSON file of the run's space")
+    p.add_argument("--format", default="safetensors,torchscript,onnx", help="comma-separated formats")
+    p.add_argument("--out", default=None, help="export directory (default: RUN/exports/ARCH_ID)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("report", help="regenerate a search run's plots and report from its study and tables")
+    p.add_argument("--run", required=True, help="nas-search run directory")
+    p.set_defaults(func=_cmd_report)
+
     bench = sub.add_parser("bench", help="benchmarks (JSON output)")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     p = bench_sub.add_parser("mixer", help="quadratic vs gnConv vs first-order mixers: speed and memory")
@@ -503,6 +635,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory (default: results/bench-staircase-SPACE-DEVICE-TIME)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench_staircase)
+    p = bench_sub.add_parser("search", help="default sampler vs random sampling: hypervolume and trials/s")
+    p.add_argument("--space", default="digits-s")
+    p.add_argument("--trials", type=int, default=300, help="trials per study")
+    p.add_argument("--seeds", type=int, default=3, help="studies per sampler (medians reported)")
+    p.add_argument("--sampler", default="nsga2", help="the default sampler to compare with random")
+    p.add_argument("--supernet", default=None, help="trained supernet run directory (default: train one)")
+    p.add_argument("--predictors", default=None, help="predictor artifacts (default: profile and fit)")
+    p.add_argument("--force", action="store_true", help="use predictors fitted on another device")
+    p.add_argument("--supernet-epochs", type=int, default=30)
+    p.add_argument("--profile-n", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", default=None, help="run directory (default: results/bench-search-SPACE-TIME)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_bench_search)
     return parser
 
 
@@ -511,14 +658,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "target", "unset") is None:
         args.target = ["latency", "memory"]
+    return _run(args, prog=f"nas {args.command}")
+
+
+def _run(args: argparse.Namespace, *, prog: str) -> int:
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"nas {args.command}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except FloatingPointError as err:  # training diverged; checkpoints already written are kept
-        print(f"nas {args.command}: training stopped: {err}", file=sys.stderr)
+        print(f"{prog}: training stopped: {err}", file=sys.stderr)
         return 1
+
+
+def search_main(argv: Sequence[str] | None = None) -> int:
+    """The ``nas-search`` command: ``nas search`` under its own name."""
+    parser = argparse.ArgumentParser(
+        prog="nas-search", description="QuadraNAS search: Pareto-optimal QuadraNet models under hardware budgets")
+    add_search_args(parser)
+    parser.set_defaults(func=_cmd_search, command="search")
+    args = parser.parse_args(argv)
+    return _run(args, prog="nas-search")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -272,8 +272,19 @@ DATASETS: dict[str, type[DatasetSource]] = {
     cls.name: cls for cls in (DigitsSource, Cifar10Source, SyntheticSource)}
 
 
+# The registered dataset each search space is built for (no ImageNet loader exists: pass one).
+DEFAULT_DATASET = {"digits-s": "digits", "cifar10-m": "cifar10"}
+
+
 def dataset_names() -> list[str]:
     return sorted(DATASETS)
+
+
+def default_dataset(space: str) -> str:
+    """The dataset a search space is built for; a space without one raises, naming the choices."""
+    if space not in DEFAULT_DATASET:
+        raise ValueError(f"space {space!r} has no default dataset; pass one of: {', '.join(dataset_names())}")
+    return DEFAULT_DATASET[space]
 
 
 def load_dataset(name: str, *, seed: int = 0, data_dir: str | Path | None = None,

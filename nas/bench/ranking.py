@@ -29,7 +29,7 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
-from nas.data import load_dataset
+from nas.data import DEFAULT_DATASET, load_dataset
 from nas.supernet_train import SupernetConfig, evaluate_arch, train_supernet
 from nas.train import TrainConfig, evaluate, set_seed, train_model
 from search_spaces.arch import ArchConfig
@@ -39,8 +39,6 @@ from search_spaces.space import SearchSpace, create_space
 
 __all__ = ["DEFAULT_DATASET", "RankingBenchConfig", "arch_params", "run_ranking_bench", "spread_archs"]
 
-# The registered dataset each space is built for (no ImageNet loader exists: pass --dataset).
-DEFAULT_DATASET = {"digits-s": "digits", "cifar10-m": "cifar10"}
 _CANDIDATES = 400
 
 

@@ -1,0 +1,430 @@
+"""``nas-search``: from a dataset, a device and hardware budgets to measured, exported picks.
+
+Phases, each resumable from what the run directory already holds (``--resume``):
+
+1. **Supernet** (``supernet/``): trained with the sandwich rule (:mod:`nas.supernet_train`),
+   or reused from ``--supernet DIR``.
+2. **Predictors** (``profiles.csv``, ``predictors/{latency,memory}/``): architectures of the
+   space profiled on the target device at the deployment batch size
+   (:func:`nas.profiling.collect_profiles`) and latency / memory predictors fitted on them —
+   or reused from ``--predictors DIR`` when they were fitted on this device and batch size.
+3. **Budgets**: the user's, or — none given — two automatic ones at the 25th and 50th
+   percentile of the profiled architectures' latency and memory.
+4. **Study** (``study.db``, ``trials.csv``, ``pareto.csv``): an Optuna multi-objective study
+   (:mod:`nas.study`) scored by the supernet's inherited accuracy and the predictors
+   (:mod:`nas.scoring`), the budgets as its constraint.
+5. **Picks** (``picks.json``): per budget, the most accurate trial predicted to meet it is
+   **measured** on the device; if the measurement misses the budget the next candidates are
+   measured (up to ``measure_candidates``), and the pick is the first that meets it — or, if
+   none does, the one that misses by least, with the miss in the record. A budget no trial
+   meets is reported with the smallest latency and memory the search found.
+6. **Exports** (``exports/<arch_id>/``, :mod:`nas.export`) of each pick, with weights taken
+   from the supernet and its test accuracy on the model card.
+7. **Report** (``pareto.png``, ``hypervolume.png``, ``report.html``, ``report.md``,
+   :mod:`nas.report`), rebuilt from the files alone by ``nas report``.
+
+``summary.json`` records phase times, trial counts and whether every budget was met.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from nas.budgets import Budget, auto_budgets
+from nas.data import dataset_names, default_dataset, load_dataset
+from nas.export import EXPORT_FORMATS, export_model, parse_formats
+from nas.profiling import ProfileRunConfig, collect_profiles
+from nas.report import write_report
+from nas.run_dir import check_new_run_dir
+from nas.scoring import ArchScorer
+from nas.study import (SAMPLERS, create_sampler, open_study, pareto_frame, parse_objectives, problem_record,
+                       run_trials, trials_frame)
+from nas.supernet_train import SupernetConfig, evaluate_arch, load_supernet, train_supernet
+from nas.train import TrainConfig, set_seed
+from predictors.predictor import Predictor
+from predictors.table import aggregate_profiles, read_profiles, rows_for
+from profilers.fingerprint import device_fingerprint
+from profilers.profile import LatencySettings, profile
+from search_spaces.arch import ArchConfig
+from search_spaces.layers import check_positive_int
+from search_spaces.space import create_space
+
+__all__ = [
+    "SearchConfig", "SearchResult", "obtain_predictors", "obtain_supernet", "rebuild_report", "run_search",
+    "search_budgets",
+]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything ``nas-search`` needs; ``None`` fields take the defaults of ``quick`` or not."""
+
+    space: str = "digits-s"
+    dataset: str | None = None  # None: the space's own dataset
+    data_dir: str | None = None
+    device: str = "cpu"
+    batch_size: int = 1  # deployment batch size: latency and memory are predicted and measured at it
+    latency_budgets_ms: tuple[float, ...] = ()
+    memory_budgets_mb: tuple[float, ...] = ()
+    objectives: tuple[str, ...] = ("accuracy", "latency", "memory")  # or value names (val_acc, …)
+    trials: int | None = None
+    sampler: str = "nsga2"
+    population_size: int | None = None
+    storage: str | None = None  # None: SQLite in the run directory
+    study_name: str | None = None
+    resume: bool = False
+    seed: int = 0
+    out: str | None = None
+    quick: bool = False
+    supernet: str | None = None  # reuse this trained supernet run directory
+    supernet_epochs: int | None = None
+    predictors: str | None = None  # reuse these predictor artifacts (latency/, memory/)
+    force: bool = False  # use predictors fitted on another device
+    profile_n: int | None = None
+    profile_passes: int | None = None
+    threads: int | None = None
+    formats: tuple[str, ...] = EXPORT_FORMATS
+    measure_candidates: int = 3
+
+    def __post_init__(self) -> None:
+        create_space(self.space)  # unknown space: error listing the valid ones
+        if self.dataset is not None and self.dataset not in dataset_names():
+            raise ValueError(f"unknown dataset {self.dataset!r}; valid: {', '.join(dataset_names())}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("measure_candidates", self.measure_candidates)
+        for name in ("trials", "population_size", "supernet_epochs", "profile_n", "profile_passes", "threads"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        object.__setattr__(self, "objectives", parse_objectives(self.objectives))
+        object.__setattr__(self, "formats", parse_formats(self.formats))
+        object.__setattr__(self, "latency_budgets_ms", tuple(self.latency_budgets_ms))
+        object.__setattr__(self, "memory_budgets_mb", tuple(self.memory_budgets_mb))
+        self.budgets()  # validates the limits and their pairing
+        if self.resume and self.out is None:
+            raise ValueError("--resume needs --out: the run directory to continue")
+        if self.profile_n is not None and self.profile_n < 8:
+            raise ValueError(f"profile_n must be at least 8 to fit predictors, got {self.profile_n}")
+
+    def budgets(self) -> list[Budget]:
+        from nas.budgets import budgets_from_lists
+
+        return budgets_from_lists(self.latency_budgets_ms, self.memory_budgets_mb)
+
+    def resolved(self) -> "SearchConfig":
+        """The config with every default filled in (what ``config.json`` records)."""
+        q = self.quick
+        trials = self.trials or (60 if q else 300)
+        return replace(
+            self, dataset=self.dataset or default_dataset(self.space), trials=trials,
+            population_size=self.population_size or (20 if q else 50),
+            supernet_epochs=self.supernet_epochs or (3 if q else 30),
+            profile_n=self.profile_n or (16 if q else 80), profile_passes=self.profile_passes or (1 if q else 3),
+            threads=self.threads or (torch.get_num_threads() if self.device == "cpu" else None),
+            study_name=self.study_name or f"nas-search-{self.space}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    budgets: list[Budget]
+    picks: list[dict[str, Any]]
+    summary: dict[str, Any]
+    report: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def infeasible(self) -> list[dict[str, Any]]:
+        return [p for p in self.picks if p["status"] == "infeasible"]
+
+
+def _json_write(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _run_dir(cfg: SearchConfig) -> Path:
+    if cfg.out is None:
+        return Path("results") / f"search-{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(cfg.out)
+
+
+def _prepare(cfg: SearchConfig, out: Path) -> None:
+    if cfg.resume:
+        stored_path = out / "config.json"
+        if not stored_path.is_file():
+            raise FileNotFoundError(f"--resume: {out} holds no config.json; it is not a nas-search run directory")
+        stored = json.loads(stored_path.read_text())
+        for key in ("space", "dataset", "device", "batch_size", "seed"):
+            if stored.get(key) != getattr(cfg, key):
+                raise ValueError(f"--resume refused: {out} was run with {key}={stored.get(key)!r}, not "
+                                 f"{getattr(cfg, key)!r}; resume with the same {key} or use a new --out")
+        return
+    check_new_run_dir(out, hint="pass --resume to continue that search, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+# --- phase 1: supernet -------------------------------------------------------------------------
+def obtain_supernet(cfg: SearchConfig, out: Path, progress: bool):
+    """Phase 1 (``cfg`` resolved): the reused, finished or resumed-and-trained supernet."""
+    if cfg.supernet is not None:
+        supernet, run_config = load_supernet(cfg.supernet)
+        if supernet.space.name != cfg.space or run_config.get("dataset") != cfg.dataset:
+            raise ValueError(f"--supernet {cfg.supernet} was trained for space {supernet.space.name!r} on "
+                             f"{run_config.get('dataset')!r}, not {cfg.space!r} on {cfg.dataset!r}")
+        return supernet
+    sn_dir = out / "supernet"
+    if (sn_dir / "supernet.safetensors").is_file():
+        return load_supernet(sn_dir)[0]
+    recipe = TrainConfig(epochs=cfg.supernet_epochs, seed=cfg.seed, device=cfg.device)
+    result = train_supernet(space=cfg.space, dataset=cfg.dataset, config=SupernetConfig(train=recipe),
+                            out=sn_dir, data_dir=cfg.data_dir, resume=(sn_dir / "checkpoint.pt").is_file(),
+                            progress=progress)
+    return result.supernet.eval()
+
+
+# --- phase 2: predictors -----------------------------------------------------------------------
+def _load_predictors(directory: Path, cfg: SearchConfig, fingerprint: dict[str, Any]) -> dict[str, Predictor]:
+    preds = {}
+    for target in ("latency", "memory"):
+        d = directory / target if (directory / target / "predictor.json").is_file() else None
+        if d is None:
+            raise FileNotFoundError(f"{directory} holds no {target} predictor ({directory / target}/predictor.json); "
+                                    f"`nas predictors fit --out {directory}` writes one")
+        pred = Predictor.load(d, fingerprint=fingerprint, force=cfg.force)
+        if pred.space != cfg.space:
+            raise ValueError(f"{d} predicts space {pred.space!r}, not {cfg.space!r}")
+        if cfg.batch_size not in pred.batch_sizes:
+            raise ValueError(f"{d} was fitted on batch sizes {pred.batch_sizes}, not the deployment batch size "
+                             f"{cfg.batch_size}; profile batch size {cfg.batch_size} or drop --predictors")
+        preds[target] = pred
+    return preds
+
+
+def obtain_predictors(cfg: SearchConfig, out: Path, fingerprint: dict[str, Any],
+                      progress: bool) -> dict[str, Predictor]:
+    """Phase 2 (``cfg`` resolved): reused, stored, or profiled-and-fitted latency and memory predictors."""
+    if cfg.predictors is not None:
+        return _load_predictors(Path(cfg.predictors), cfg, fingerprint)
+    pred_dir = out / "predictors"
+    if all((pred_dir / t / "predictor.json").is_file() for t in ("latency", "memory")):
+        return _load_predictors(pred_dir, cfg, fingerprint)
+    run = ProfileRunConfig(space=cfg.space, n=cfg.profile_n, device=cfg.device, batch_size=cfg.batch_size,
+                           seed=cfg.seed, threads=cfg.threads, passes=cfg.profile_passes,
+                           max_passes=max(cfg.profile_passes, 5 if cfg.profile_passes > 1 else 1))
+    table = collect_profiles(run, out / "profiles.csv", progress=progress)
+    folds = 5 if len(table) >= 25 else 4
+    preds = {}
+    for target in ("latency", "memory"):
+        preds[target] = Predictor(target=target, seed=cfg.seed, folds=folds).fit(
+            rows_for(read_profiles(out / "profiles.csv"), fingerprint_id=table["fingerprint_id"].iloc[0],
+                     batch_sizes=[cfg.batch_size], space=cfg.space))
+        preds[target].save(pred_dir / target)
+    return preds
+
+
+def search_budgets(cfg: SearchConfig, preds: dict[str, Predictor]) -> list[Budget]:
+    """Phase 3: the user's budgets, or automatic ones from the predictors' profiled architectures."""
+    budgets = cfg.budgets()
+    if budgets:
+        return budgets
+    table = aggregate_profiles(preds["latency"].table)
+    table = table[table["batch_size"].astype(int) == cfg.batch_size]
+    mem = aggregate_profiles(preds["memory"].table)
+    mem = mem[mem["batch_size"].astype(int) == cfg.batch_size]
+    return auto_budgets(table["latency_ms"].to_numpy(float), mem["peak_infer_mem_mb"].to_numpy(float))
+
+
+# --- phase 5: picks ------------------------------------------------------------------------------
+class _Measurer:
+    """Measures picks on the device (cached per architecture) and their test accuracy."""
+
+    def __init__(self, cfg: SearchConfig, supernet, test_data) -> None:
+        self.cfg, self.supernet, self.test_data = cfg, supernet, test_data
+        self.cache: dict[str, dict[str, float]] = {}
+
+    def __call__(self, arch: ArchConfig) -> dict[str, float]:
+        if arch.arch_id not in self.cache:
+            model = self.supernet.extract(arch).eval()
+            rec = profile(model, device=self.cfg.device, batch_size=self.cfg.batch_size, threads=self.cfg.threads,
+                          with_ops=False, seed=self.cfg.seed)
+            _, test_acc = evaluate_arch(self.supernet, arch, self.test_data, device=self.cfg.device)
+            self.cache[arch.arch_id] = {
+                "test_acc": test_acc, "latency_ms": rec.latency.median_ms, "latency_p10_ms": rec.latency.p10_ms,
+                "latency_p90_ms": rec.latency.p90_ms, "peak_mem_mb": rec.peak_infer_mem_mb,
+                "suspect": rec.suspect}
+        return self.cache[arch.arch_id]
+
+
+def _excess_pct(budget: Budget, latency_ms: float, memory_mb: float) -> dict[str, float | None]:
+    return {"latency": None if budget.latency_ms is None else 100.0 * (latency_ms / budget.latency_ms - 1.0),
+            "memory": None if budget.memory_mb is None else 100.0 * (memory_mb / budget.memory_mb - 1.0)}
+
+
+def _pick(budget: Budget, index: int, trials, measure: _Measurer, smallest: dict[str, Any],
+          n_candidates: int) -> dict[str, Any]:
+    base = {"budget": budget.to_dict(), "arch_id": None, "arch": None, "trial_number": None, "predicted": None,
+            "measured": None, "excess_pct": None, "candidates_measured": 0, "export_dir": None}
+    done = trials[(trials["state"] == "COMPLETE") & (trials[f"feasible_b{index}"] == True)]  # noqa: E712
+    if len(done) == 0:
+        msg = (f"no architecture the search found meets {budget.label}; the smallest achievable is "
+               f"{smallest['pred_latency_ms']:.4g} ms and {smallest['pred_peak_mem_mb']:.4g} MB (predicted)")
+        if smallest.get("measured_latency_ms") is not None:
+            msg += (f", {smallest['measured_latency_ms']:.4g} ms and {smallest['measured_peak_mem_mb']:.4g} MB "
+                    f"measured for the smallest architecture of the space")
+        return {**base, "status": "infeasible", "message": msg}
+    ranked = done.sort_values(["val_acc", "pred_latency_ms", "pred_peak_mem_mb"], ascending=[False, True, True])
+    ranked = ranked.drop_duplicates("arch_id").head(n_candidates)
+    tried = []
+    for row in ranked.itertuples():
+        arch = ArchConfig.from_json(row.arch_json)
+        m = measure(arch)
+        tried.append((row, arch, m))
+        if budget.meets(m["latency_ms"], m["peak_mem_mb"]):
+            break
+    row, arch, m = next(((r, a, mm) for r, a, mm in tried if budget.meets(mm["latency_ms"], mm["peak_mem_mb"])),
+                        min(tried, key=lambda t: budget.excess(t[2]["latency_ms"], t[2]["peak_mem_mb"])))
+    met = budget.meets(m["latency_ms"], m["peak_mem_mb"])
+    excess = _excess_pct(budget, m["latency_ms"], m["peak_mem_mb"])
+    if met:
+        msg = f"meets {budget.label} when measured"
+    else:
+        over = ", ".join(f"{k} by {v:.1f} %" for k, v in excess.items() if v is not None and v > 0)
+        msg = (f"predicted to meet {budget.label} but misses it when measured ({over}); "
+               f"{len(tried)} candidate(s) measured")
+    return {**base, "status": "met" if met else "missed", "message": msg, "arch_id": arch.arch_id,
+            "arch": arch.to_dict(), "describe": arch.describe(), "trial_number": int(row.number),
+            "predicted": {"val_acc": float(row.val_acc), "latency_ms": float(row.pred_latency_ms),
+                          "peak_mem_mb": float(row.pred_peak_mem_mb)},
+            "measured": m, "excess_pct": excess, "candidates_measured": len(tried),
+            "export_dir": f"exports/{arch.arch_id}"}
+
+
+def _smallest(trials, supernet, scorer: ArchScorer, measure: _Measurer) -> dict[str, Any]:
+    done = trials[trials["state"] == "COMPLETE"]
+    min_arch = supernet.space.min_arch()
+    s = scorer.score([min_arch])[0]
+    m = measure(min_arch)
+    return {"pred_latency_ms": float(min(done["pred_latency_ms"].min(), s.latency_ms)),
+            "pred_peak_mem_mb": float(min(done["pred_peak_mem_mb"].min(), s.peak_mem_mb)),
+            "measured_latency_ms": m["latency_ms"], "measured_peak_mem_mb": m["peak_mem_mb"],
+            "min_arch_id": min_arch.arch_id}
+
+
+def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
+    """Run (or resume) a search; see the module docstring. Raises nothing for infeasible
+    budgets: they are in ``result.infeasible`` (the CLI exits 2 for them)."""
+    t_start = time.perf_counter()
+    cfg = config.resolved()
+    out = _run_dir(cfg)
+    _prepare(cfg, out)
+    set_seed(cfg.seed)
+    fp = device_fingerprint(cfg.device, threads=cfg.threads)
+    phases: dict[str, float] = {}
+    stored = {**cfg.to_dict(), "run_dir": str(out), "device_name": fp.name, "fingerprint_id": fp.fingerprint_id}
+    if not cfg.resume:  # a resumed run's record is rewritten only once its study accepted the resume
+        _json_write(out / "config.json", stored)
+
+    t = time.perf_counter()
+    splits = load_dataset(cfg.dataset, seed=cfg.seed, data_dir=cfg.data_dir)
+    supernet = obtain_supernet(cfg, out, progress)
+    phases["supernet_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    preds = obtain_predictors(cfg, out, fp.to_dict(), progress)
+    phases["predictors_s"] = time.perf_counter() - t
+    budgets = search_budgets(cfg, preds)
+    storage = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+
+    t = time.perf_counter()
+    scorer = ArchScorer(supernet=supernet, val_data=splits.val, latency=preds["latency"], memory=preds["memory"],
+                        batch_size=cfg.batch_size, device=cfg.device)
+    problem = problem_record(space=cfg.space, objectives=cfg.objectives, batch_size=cfg.batch_size, budgets=budgets,
+                             dataset=cfg.dataset, fingerprint_id=fp.fingerprint_id)
+    study = open_study(storage=storage, study_name=cfg.study_name, problem=problem,
+                       sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
+                       resume=cfg.resume)
+    _json_write(out / "config.json", {**stored, "storage": storage, "budgets": [b.to_dict() for b in budgets],
+                                      "objectives": list(cfg.objectives)})
+    ran = run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets, objectives=cfg.objectives,
+                     n_trials=cfg.trials, batch=min(cfg.population_size, 16), progress=progress)
+    phases["search_s"] = time.perf_counter() - t
+    trials = trials_frame(study, len(budgets))
+    trials.to_csv(out / "trials.csv", index=False)
+    pareto_frame(trials, cfg.objectives).to_csv(out / "pareto.csv", index=False)
+
+    t = time.perf_counter()
+    measure = _Measurer(cfg, supernet, splits.test)
+    smallest = _smallest(trials, supernet, scorer, measure)
+    picks = [_pick(b, i, trials, measure, smallest, cfg.measure_candidates)
+             for i, b in enumerate(tqdm(budgets, desc="measure picks", unit="budget", disable=not progress))]
+    phases["measure_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    for p in picks:
+        if p["arch_id"] is None or (out / p["export_dir"]).exists():
+            continue
+        arch = ArchConfig.from_dict(p["arch"])
+        card = {"test_acc": p["measured"]["test_acc"], "val_acc": p["predicted"]["val_acc"],
+                "latency_ms": p["measured"]["latency_ms"], "predicted_latency_ms": p["predicted"]["latency_ms"],
+                "peak_mem_mb": p["measured"]["peak_mem_mb"],
+                "predicted_peak_mem_mb": p["predicted"]["peak_mem_mb"], "device": fp.name,
+                "batch_size": cfg.batch_size, "budget": p["budget"]["label"], "dataset": cfg.dataset}
+        export_model(supernet.extract(arch).eval(), arch, out / p["export_dir"], formats=cfg.formats, card=card)
+    phases["export_s"] = time.perf_counter() - t
+    _json_write(out / "picks.json", {"picks": picks, "smallest": smallest})
+
+    n_done = int((trials["state"] == "COMPLETE").sum())
+    summary = {"phases": phases, "trials_completed": n_done, "trials_this_session": ran,
+               "trials_failed": int((trials["state"] == "FAIL").sum()),
+               "trials_per_s": ran / phases["search_s"] if ran and phases["search_s"] > 0 else None,
+               "accuracy_evaluations": scorer.evaluations, "pareto_size": int(len(pareto_frame(trials, cfg.objectives))),
+               "all_budgets_met": all(p["status"] == "met" for p in picks),
+               "infeasible_budgets": [p["budget"]["label"] for p in picks if p["status"] == "infeasible"],
+               "minutes": (time.perf_counter() - t_start) / 60.0}
+    _json_write(out / "summary.json", summary)
+    report = write_report(out)
+    return SearchResult(run_dir=out, budgets=budgets, picks=picks, summary=summary, report=report)
+
+
+def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
+    """``nas report``: re-read the study from its storage into ``trials.csv`` / ``pareto.csv``
+    (when the storage is reachable) and render the report again — no supernet needed."""
+    import optuna
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no config.json; it is not a nas-search run directory")
+    try:
+        stored = json.loads(cfg_path.read_text())
+        storage, name, objectives = stored["storage"], stored["study_name"], stored["objectives"]
+        n_budgets = len(stored["budgets"])
+    except (json.JSONDecodeError, KeyError) as err:
+        raise ValueError(f"{cfg_path} is not a complete nas-search config ({err}); was the search stopped before "
+                         f"its study started?") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise ValueError(f"study {name!r} not found in {storage}") from None
+    trials = trials_frame(study, n_budgets)
+    trials.to_csv(run_dir / "trials.csv", index=False)
+    pareto_frame(trials, objectives).to_csv(run_dir / "pareto.csv", index=False)
+    return write_report(run_dir)

@@ -1,0 +1,251 @@
+"""End-to-end tests of ``nas-search``: one small real run (supernet, profiles, predictors, study,
+picks measured, exports, report) shared by the module, then resume, reuse and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import nas
+from nas.budgets import Budget
+from nas.cli import main, search_main
+from nas.export import check_onnx
+from nas.search import SearchConfig, run_search
+from nas.supernet_train import load_supernet
+from search_spaces.arch import ArchConfig
+
+pytestmark = pytest.mark.slow
+
+SMALL = dict(quick=True, trials=24, population_size=8, supernet_epochs=1, profile_n=8, measure_candidates=2)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "run"
+    result = run_search(SearchConfig(out=str(out), **SMALL), progress=False)
+    return result
+
+
+def _brute_front(df: pd.DataFrame) -> set[str]:
+    pts = np.c_[-df["val_acc"], df["pred_latency_ms"], df["pred_peak_mem_mb"]]
+    keep = set()
+    for i in range(len(pts)):
+        dominated = any(np.all(pts[j] <= pts[i]) and np.any(pts[j] < pts[i]) for j in range(len(pts)) if j != i)
+        if not dominated:
+            keep.add(df["arch_id"].iloc[i])
+    return keep
+
+
+def test_run_directory_holds_every_record(run):
+    out = run.run_dir
+    for name in ("config.json", "study.db", "trials.csv", "pareto.csv", "picks.json", "summary.json", "profiles.csv",
+                 "pareto.png", "hypervolume.png", "report.html", "report.md", "supernet/supernet.safetensors",
+                 "predictors/latency/predictor.json", "predictors/memory/predictor.json"):
+        assert (out / name).is_file(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["space"] == "digits-s" and cfg["dataset"] == "digits" and cfg["trials"] == 24
+    assert len(cfg["budgets"]) == 2 and all(b["source"] == "auto" for b in cfg["budgets"])
+    assert cfg["storage"].startswith("sqlite:///") and cfg["storage"].endswith("study.db")
+
+
+def test_trials_and_pareto_tables(run):
+    trials = pd.read_csv(run.run_dir / "trials.csv", dtype={"arch_id": str})
+    assert len(trials) == 24 and (trials["state"] == "COMPLETE").all()
+    assert trials["val_acc"].between(0, 1).all() and (trials["pred_latency_ms"] > 0).all()
+    for row in trials.itertuples():
+        arch = ArchConfig.from_json(row.arch_json)
+        assert arch.arch_id == row.arch_id and arch.n_quadratic == row.n_quadratic
+        feasible = [b.meets(row.pred_latency_ms, row.pred_peak_mem_mb) for b in run.budgets]
+        assert [getattr(row, f"feasible_b{i}") for i in range(len(run.budgets))] == feasible
+        assert row.feasible == any(feasible)
+    pareto = pd.read_csv(run.run_dir / "pareto.csv", dtype={"arch_id": str})
+    assert set(pareto["arch_id"]) == _brute_front(trials.drop_duplicates("arch_id"))
+    assert list(pareto["pred_latency_ms"]) == sorted(pareto["pred_latency_ms"])
+
+
+def test_picks_are_measured_and_explained(run):
+    picks = json.loads((run.run_dir / "picks.json").read_text())
+    assert len(picks["picks"]) == len(run.budgets) == 2
+    trials = pd.read_csv(run.run_dir / "trials.csv", dtype={"arch_id": str}).set_index("number")
+    for i, p in enumerate(picks["picks"]):
+        budget = Budget.from_dict(p["budget"])
+        if p["status"] == "infeasible":
+            assert "smallest achievable" in p["message"]
+            continue
+        assert p["status"] in ("met", "missed")
+        row = trials.loc[p["trial_number"]]
+        assert row["arch_id"] == p["arch_id"] and row[f"feasible_b{i}"]
+        assert p["predicted"]["latency_ms"] == pytest.approx(row["pred_latency_ms"])
+        m = p["measured"]
+        assert m["latency_ms"] > 0 and m["peak_mem_mb"] > 0 and 0 <= m["test_acc"] <= 1
+        assert (p["status"] == "met") == budget.meets(m["latency_ms"], m["peak_mem_mb"])
+        if budget.latency_ms is not None:
+            assert p["excess_pct"]["latency"] == pytest.approx(100 * (m["latency_ms"] / budget.latency_ms - 1))
+        # the pick is the most accurate of the candidates that meet the budget by prediction
+        feasible = trials[trials[f"feasible_b{i}"] == True]  # noqa: E712
+        if p["status"] == "met" and p["candidates_measured"] == 1:
+            assert p["predicted"]["val_acc"] == pytest.approx(feasible["val_acc"].max())
+        assert (run.run_dir / p["export_dir"] / "model.onnx").is_file()
+        assert p["arch_id"] in (run.run_dir / "report.html").read_text()
+
+
+def test_exported_pick_round_trips_and_runs_in_onnxruntime(run):
+    picks = [p for p in json.loads((run.run_dir / "picks.json").read_text())["picks"] if p["arch_id"]]
+    assert picks
+    supernet, _ = load_supernet(run.run_dir / "supernet")
+    for p in picks:
+        d = run.run_dir / p["export_dir"]
+        arch = ArchConfig.from_dict(p["arch"])
+        model = nas.load_model(d)
+        x = torch.randn(5, 1, 8, 8)
+        with torch.no_grad():
+            assert torch.equal(model(x), supernet.extract(arch).eval()(x))
+        assert check_onnx(d / "model.onnx", model, x, atol=1e-4) <= 1e-4
+        card = json.loads((d / "card.json").read_text())["card"]
+        assert card["test_acc"] == pytest.approx(p["measured"]["test_acc"])
+        assert card["latency_ms"] == pytest.approx(p["measured"]["latency_ms"])
+
+
+def test_report_rebuilds_from_the_study_alone(run, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("supernet", "predictors", "exports"))
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["storage"] = f"sqlite:///{copy / 'study.db'}"
+    (copy / "config.json").write_text(json.dumps(cfg))
+    before = pd.read_csv(copy / "trials.csv")
+    for name in ("report.html", "report.md", "pareto.png", "trials.csv"):
+        (copy / name).unlink()
+    assert main(["report", "--run", str(copy)]) == 0
+    for name in ("report.html", "report.md", "pareto.png", "trials.csv"):
+        assert (copy / name).is_file()
+    after = pd.read_csv(copy / "trials.csv")
+    pd.testing.assert_frame_equal(before.drop(columns=["duration_s"]), after.drop(columns=["duration_s"]))
+
+
+def test_export_command(run, tmp_path, capsys):
+    pareto = pd.read_csv(run.run_dir / "pareto.csv", dtype={"arch_id": str})
+    arch_id = pareto["arch_id"].iloc[-1]
+    out = tmp_path / "exp"
+    assert main(["export", "--run", str(run.run_dir), "--arch-id", arch_id, "--format", "onnx", "--out", str(out)]) == 0
+    assert (out / "model.onnx").is_file() and (out / "model.safetensors").is_file()
+    assert not (out / "model.pt").exists()
+    assert ArchConfig.from_json((out / "arch.json").read_text()).arch_id == arch_id
+    # again into the same directory: refused, nothing changed
+    stamp = (out / "model.onnx").stat().st_mtime_ns
+    assert main(["export", "--run", str(run.run_dir), "--arch-id", arch_id, "--out", str(out)]) == 2
+    assert (out / "model.onnx").stat().st_mtime_ns == stamp
+    capsys.readouterr()
+    assert main(["export", "--run", str(run.run_dir), "--arch-id", "000000000000"]) == 2
+    err = capsys.readouterr().err
+    assert "000000000000" in err and arch_id in err  # lists the Pareto-optimal ids
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["stages"][0]["blocks"][0].update(kernel_size=9), "stages[0].blocks[0].kernel_size"),
+    (lambda d: d.update(stagez=[]), "stagez"),
+    (lambda d: d["stages"][2].update(blocks=d["stages"][2]["blocks"] * 4), "stages[2].blocks"),
+    (lambda d: d["stages"][1].pop("width"), "stages[1].width"),
+])
+def test_export_malformed_arch_names_the_field(run, tmp_path, capsys, edit, field):
+    data = json.loads(ArchConfig.from_json(pd.read_csv(run.run_dir / "pareto.csv")["arch_json"].iloc[0]).to_json())
+    edit(data)
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(data))
+    assert main(["export", "--run", str(run.run_dir), "--arch", str(path), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert field in err and "arch.json" in err
+    assert not (tmp_path / "e").exists()
+
+
+def test_export_unknown_format_lists_valid(run, capsys):
+    arch_id = pd.read_csv(run.run_dir / "pareto.csv", dtype={"arch_id": str})["arch_id"].iloc[0]
+    assert main(["export", "--run", str(run.run_dir), "--arch-id", arch_id, "--format", "tflite"]) == 2
+    err = capsys.readouterr().err
+    assert "tflite" in err and "safetensors" in err and "onnx" in err
+
+
+def test_resume_tops_up_without_retraining(run, tmp_path):
+    copy = tmp_path / "resumed"
+    shutil.copytree(run.run_dir, copy)
+    weights = copy / "supernet" / "supernet.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    n_profiles = len(pd.read_csv(copy / "profiles.csv"))
+    result = run_search(SearchConfig(out=str(copy), resume=True, **{**SMALL, "trials": 30}), progress=False)
+    assert result.summary["trials_completed"] == 30 and result.summary["trials_this_session"] == 6
+    assert weights.stat().st_mtime_ns == stamp
+    assert len(pd.read_csv(copy / "profiles.csv")) == n_profiles
+    assert len(pd.read_csv(copy / "trials.csv")) == 30
+
+
+def test_resume_with_other_objectives_is_refused(run, tmp_path, capsys):
+    copy = tmp_path / "other"
+    shutil.copytree(run.run_dir, copy)
+    before = pd.read_csv(copy / "trials.csv")
+    code = search_main(["--out", str(copy), "--resume", "--quick", "--trials", "30", "--objectives",
+                        "accuracy,latency", "--no-progress", "--supernet-epochs", "1", "--profile-n", "8",
+                        "--population-size", "8"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "objectives" in err and "refused" in err
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "trials.csv"), before)
+
+
+def test_infeasible_budget_exits_2_and_still_reports(run, tmp_path, capsys):
+    out = tmp_path / "infeasible"
+    code = search_main(["--out", str(out), "--quick", "--trials", "16", "--population-size", "8", "--no-progress",
+                        "--supernet", str(run.run_dir / "supernet"), "--predictors", str(run.run_dir / "predictors"),
+                        "--latency-budget-ms", "0.0001", "--memory-budget-mb", "0.0001"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "smallest achievable" in err and " ms" in err and " MB" in err
+    assert (out / "report.html").is_file() and "smallest achievable" in (out / "report.html").read_text()
+    picks = json.loads((out / "picks.json").read_text())["picks"]
+    assert [p["status"] for p in picks] == ["infeasible"]
+    assert not (out / "supernet").exists()  # reused, not retrained
+
+
+def test_reused_predictors_of_another_batch_size_are_refused(run, tmp_path, capsys):
+    code = search_main(["--out", str(tmp_path / "b8"), "--quick", "--batch-size", "8", "--no-progress",
+                        "--supernet", str(run.run_dir / "supernet"), "--predictors", str(run.run_dir / "predictors")])
+    assert code == 2
+    assert "batch sizes [1]" in capsys.readouterr().err
+
+
+def test_existing_run_directory_without_resume_is_refused(run, capsys):
+    stamp = (run.run_dir / "trials.csv").stat().st_mtime_ns
+    assert search_main(["--out", str(run.run_dir), "--quick", "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (run.run_dir / "trials.csv").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("args, bad, valid", [
+    (["--space", "mnist-xl"], "mnist-xl", "digits-s"),
+    (["--dataset", "imagenet"], "imagenet", "digits"),
+    (["--sampler", "cmaes"], "cmaes", "nsga2, tpe, random"),
+    (["--objectives", "accuracy,energy"], "energy", "accuracy, latency, memory"),
+    (["--format", "tflite"], "tflite", "onnx"),
+])
+def test_unknown_names_list_valid_ones(tmp_path, capsys, args, bad, valid):
+    assert search_main(["--out", str(tmp_path / "x"), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert bad in err and valid in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--latency-budget-ms", "1", "--latency-budget-ms", "2", "--memory-budget-mb", "1", "--memory-budget-mb", "2",
+      "--memory-budget-mb", "3"], "cannot be paired"),
+    (["--latency-budget-ms", "-1"], "latency_budget_ms"),
+    (["--memory-budget-mb", "nan"], "memory_budget_mb"),
+    (["--resume"], "--resume needs --out"),
+    (["--trials", "0"], "trials"),
+])
+def test_bad_options_exit_2(tmp_path, capsys, args, message):
+    argv = [*args] if "--resume" in args else ["--out", str(tmp_path / "x"), *args]
+    assert search_main([*argv, "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
