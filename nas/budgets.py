@@ -9,6 +9,7 @@ of the feasible regions and each budget's pick is chosen among the trials that m
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -18,7 +19,7 @@ __all__ = ["Budget", "auto_budgets", "budgets_from_lists", "constraint_value"]
 def _check_limit(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number of {'ms' if 'ms' in name else 'MB'}, got {value!r}")
     return float(value)
 
@@ -47,7 +48,10 @@ class Budget:
         return ", ".join(parts) or "no limit"
 
     def excess(self, latency_ms: float, memory_mb: float) -> float:
-        """Largest relative overshoot (0.1 = 10 % over); ≤ 0 when both limits are met."""
+        """Largest relative overshoot (0.1 = 10 % over); ≤ 0 when both limits are met. A
+        non-finite cost (a failed measurement) meets no budget: ``inf``."""
+        if not (math.isfinite(latency_ms) and math.isfinite(memory_mb)):
+            return math.inf
         out = -math.inf
         if self.latency_ms is not None:
             out = max(out, latency_ms / self.latency_ms - 1.0)

@@ -296,6 +296,7 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
         ax.scatter(x[feasible], acc[feasible], s=12, color="0.45", alpha=0.7, label="feasible trial")
         ax.scatter(x[~feasible], acc[~feasible], s=14, facecolors="none", edgecolors="0.75", linewidths=0.8,
                    label="infeasible trial")
+        span = list(x)  # what the x axis must show: trials, limits, picks (not the p10–p90 bars)
         front = record.pareto
         front = front[np.isfinite(front[[col, "val_acc"]].to_numpy(dtype=float)).all(axis=1)]
         fx = front[col].to_numpy(dtype=float)
@@ -308,6 +309,7 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
             limit = (pick.get("budget") or {}).get(limit_key)
             if limit is not None:
                 ax.axvline(limit, color=color, ls="--", lw=1.2, label=f"B{i + 1}: ≤ {_num(limit)} {unit}")
+                span.append(float(limit))
             predicted, measured = pick.get("predicted"), pick.get("measured")
             if not predicted or predicted.get(metric) is None or predicted.get("val_acc") is None:
                 continue
@@ -316,6 +318,7 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
                        label=f"B{i + 1} pick ({pick['status']})")
             if measured and measured.get(metric) is not None:
                 mx = float(measured[metric])
+                span += [px, mx]
                 ax.annotate("", xy=(mx, py), xytext=(px, py), zorder=4,
                             arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5})
                 ax.scatter([mx], [py], marker="X", s=60, color=color, edgecolors="black", linewidths=0.5, zorder=5,
@@ -324,6 +327,10 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
                 if metric == "latency_ms" and lo is not None and hi is not None:
                     ax.errorbar([mx], [py], xerr=[[max(mx - lo, 0.0)], [max(hi - mx, 0.0)]], fmt="none",
                                 ecolor=color, elinewidth=1.0, capsize=3, zorder=4)
+        if span:  # a p10–p90 bar stretched by a burst of machine load must not squash the trials
+            lo, hi = min(span), max(span)
+            pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 1.0
+            ax.set_xlim(lo - pad, hi + pad)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("validation accuracy, inherited weights (%)")
         ax.grid(alpha=0.3)

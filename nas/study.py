@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from nas.budgets import Budget, constraint_value
 from nas.pareto import pareto_mask
 from nas.scoring import ArchScore
-from search_spaces.arch import ArchConfig, BlockArch, StageArch
+from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.layers import check_positive_int
 from search_spaces.space import SearchSpace
 
@@ -87,10 +87,20 @@ def arch_from_params(space: SearchSpace, params: dict[str, Any]) -> ArchConfig:
     """The architecture a trial's parameters describe (block slots beyond the depth ignored)."""
     stages = []
     for i in range(space.n_stages):
-        depth = int(params[f"s{i}.depth"])
-        blocks = tuple(BlockArch(kernel_size=int(params[f"s{i}.b{j}.kernel"]), mlp_ratio=int(params[f"s{i}.b{j}.mlp"]),
-                                 order=int(params[f"s{i}.b{j}.order"])) for j in range(depth))
-        stages.append(StageArch(width=int(params[f"s{i}.width"]), blocks=blocks))
+        depth = params[f"s{i}.depth"]
+        if depth not in space.depth_choices[i]:
+            raise ArchError(f"stages[{i}].blocks", f"depth {depth!r} not in allowed {space.depth_choices[i]}")
+        blocks = []
+        for j in range(depth):
+            try:
+                blocks.append(BlockArch(kernel_size=params[f"s{i}.b{j}.kernel"], mlp_ratio=params[f"s{i}.b{j}.mlp"],
+                                        order=params[f"s{i}.b{j}.order"]))
+            except ArchError as err:
+                raise ArchError(f"stages[{i}].blocks[{j}].{err.field}", err.detail) from None
+        try:
+            stages.append(StageArch(width=params[f"s{i}.width"], blocks=tuple(blocks)))
+        except ArchError as err:
+            raise ArchError(f"stages[{i}].{err.field}", err.detail) from None
     return space.validate(ArchConfig(space=space.name, stages=tuple(stages)))
 
 
@@ -191,7 +201,14 @@ def run_trials(study: optuna.Study, *, space: SearchSpace, score: Callable[[list
             trials = [study.ask(dists) for _ in range(k)]
             archs = [arch_from_params(space, t.params) for t in trials]
             t0 = time.perf_counter()
-            scores = score(archs)
+            try:
+                scores = score(archs)
+                if len(scores) != k:
+                    raise RuntimeError(f"the score function returned {len(scores)} scores for {k} architectures")
+            except BaseException:
+                for trial in trials:  # nothing is left RUNNING by a failed batch
+                    study.tell(trial, state=TrialState.FAIL)
+                raise
             per_trial_s = (time.perf_counter() - t0) / k
             for trial, s in zip(trials, scores):
                 # One user attribute per trial: each is a storage write (a transaction on SQLite).
@@ -233,7 +250,15 @@ def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
                     if t.datetime_complete and t.datetime_start else None,
                     "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=trial_columns(n_budgets))
+
+
+def trial_columns(n_budgets: int) -> list[str]:
+    """The columns of ``trials.csv`` (also those of an empty study's table)."""
+    return (["number", "state", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "constraint", "feasible"]
+            + [f"feasible_b{i}" for i in range(n_budgets)]
+            + ["arch_id", "n_quadratic", "n_blocks", "depths", "widths", "arch_json", "duration_s",
+               "datetime_complete"])
 
 
 VALUE_COLUMNS = {"val_acc": "val_acc", "latency_ms": "pred_latency_ms", "peak_mem_mb": "pred_peak_mem_mb"}
@@ -247,4 +272,4 @@ def pareto_frame(trials: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFram
         return done
     values = done[[VALUE_COLUMNS[o] for o in objectives]].to_numpy(dtype=float)
     front = done[pareto_mask(values, directions(objectives))]
-    return front.sort_values(["pred_latency_ms", "pred_peak_mem_mb"]).reset_index(drop=True)
+    return front.sort_values(["pred_latency_ms", "pred_peak_mem_mb"], kind="stable").reset_index(drop=True)
