@@ -1,4 +1,4 @@
-"""Plots drawn from benchmark records (matplotlib, Agg backend, PNG files).
+"""Plots drawn from benchmark records (matplotlib, PNG files).
 
 Each function takes plain data (lists, dicts from a record) and a path, so the same record can
 be re-plotted without re-measuring.
@@ -13,9 +13,15 @@ __all__ = ["parity_plot", "staircase_plot"]
 
 
 def _plt():
+    """pyplot, on the Agg backend unless a session (a notebook) already chose one: every plot
+    here is written to a file and closed, so an interactive backend is left alone."""
+    import os
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
+    if "matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -62,7 +62,7 @@ def test_kernel_runs_this_interpreter():
 
 
 class _Executed:
-    """Runs notebooks one after another in fresh kernels; remembers each one's env and time."""
+    """Runs notebooks one after another in fresh kernels and remembers how long each took."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
