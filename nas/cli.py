@@ -396,6 +396,7 @@ def _cmd_bench_search(args: argparse.Namespace) -> int:
     from nas.bench.search import SearchBenchConfig, run_search_bench
 
     config = SearchBenchConfig(space=args.space, trials=args.trials, seeds=args.seeds, sampler=args.sampler,
+                               population_size=args.population_size,
                                supernet=args.supernet, predictors=args.predictors, force=args.force,
                                supernet_epochs=args.supernet_epochs, profile_n=args.profile_n, seed=args.seed)
     out = args.out or f"results/bench-search-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -424,7 +425,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objectives", default=None, help="comma-separated subset of accuracy,latency,memory (default all)")
     p.add_argument("--trials", type=int, default=None, help="completed trials in the study (default 300; quick 60)")
     p.add_argument("--sampler", default="nsga2", help="nsga2 (default), tpe or random")
-    p.add_argument("--population-size", type=int, default=None, help="NSGA-II population (default 50; quick 20)")
+    p.add_argument("--population-size", type=int, default=None, help="NSGA-II population (default 16; quick 12)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite study.db in the run directory)")
     p.add_argument("--study-name", default=None, help="default: nas-search-SPACE")
     p.add_argument("--resume", action="store_true", help="continue the search in --out")
@@ -638,8 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench_sub.add_parser("search", help="default sampler vs random sampling: hypervolume and trials/s")
     p.add_argument("--space", default="digits-s")
     p.add_argument("--trials", type=int, default=300, help="trials per study")
-    p.add_argument("--seeds", type=int, default=3, help="studies per sampler (medians reported)")
+    p.add_argument("--seeds", type=int, default=5, help="studies per sampler (medians reported)")
     p.add_argument("--sampler", default="nsga2", help="the default sampler to compare with random")
+    p.add_argument("--population-size", type=int, default=16, help="NSGA-II population (the search's default)")
     p.add_argument("--supernet", default=None, help="trained supernet run directory (default: train one)")
     p.add_argument("--predictors", default=None, help="predictor artifacts (default: profile and fit)")
     p.add_argument("--force", action="store_true", help="use predictors fitted on another device")

@@ -14,9 +14,11 @@ Phases, each resumable from what the run directory already holds (``--resume``):
    (:mod:`nas.study`) scored by the supernet's inherited accuracy and the predictors
    (:mod:`nas.scoring`), the budgets as its constraint.
 5. **Picks** (``picks.json``): per budget, the most accurate trial predicted to meet it is
-   **measured** on the device; if the measurement misses the budget the next candidates are
-   measured (up to ``measure_candidates``), and the pick is the first that meets it — or, if
-   none does, the one that misses by least, with the miss in the record. A budget no trial
+   **measured** on the device; if the measurement misses the budget, the predictions of the
+   remaining candidates are scaled by the underestimate the miss revealed and the most accurate
+   one that still fits is measured next (up to ``measure_candidates``). The pick is the first
+   that meets the budget — or, if none does, the one that misses by least, with the miss in
+   the record. A budget no trial
    meets is reported with the smallest latency and memory the search found.
 6. **Exports** (``exports/<arch_id>/``, :mod:`nas.export`) of each pick, with weights taken
    from the supernet and its test accuracy on the model card.
@@ -129,7 +131,7 @@ class SearchConfig:
         trials = self.trials or (60 if q else 300)
         return replace(
             self, dataset=self.dataset or default_dataset(self.space), trials=trials,
-            population_size=self.population_size or (20 if q else 50),
+            population_size=self.population_size or (12 if q else 16),
             supernet_epochs=self.supernet_epochs or (3 if q else 30),
             profile_n=self.profile_n or (16 if q else 80), profile_passes=self.profile_passes or (1 if q else 3),
             threads=self.threads or (torch.get_num_threads() if self.device == "cpu" else None),
@@ -290,14 +292,22 @@ def _pick(budget: Budget, index: int, trials, measure: _Measurer, smallest: dict
                     f"measured for the smallest architecture of the space")
         return {**base, "status": "infeasible", "message": msg}
     ranked = done.sort_values(["val_acc", "pred_latency_ms", "pred_peak_mem_mb"], ascending=[False, True, True])
-    ranked = ranked.drop_duplicates("arch_id").head(n_candidates)
+    candidates = list(ranked.drop_duplicates("arch_id").itertuples())
     tried = []
-    for row in ranked.itertuples():
+    scale = {"latency": 1.0, "memory": 1.0}  # measured / predicted, the worst seen on a miss
+    while candidates and len(tried) < n_candidates:
+        # the most accurate candidate that still meets the budget once its predictions are
+        # scaled by the underestimate the misses so far revealed (none: the next in line)
+        row = next((r for r in candidates if budget.meets(r.pred_latency_ms * scale["latency"],
+                                                          r.pred_peak_mem_mb * scale["memory"])), candidates[0])
+        candidates.remove(row)
         arch = ArchConfig.from_json(row.arch_json)
         m = measure(arch)
         tried.append((row, arch, m))
         if budget.meets(m["latency_ms"], m["peak_mem_mb"]):
             break
+        scale["latency"] = max(scale["latency"], m["latency_ms"] / row.pred_latency_ms)
+        scale["memory"] = max(scale["memory"], m["peak_mem_mb"] / row.pred_peak_mem_mb)
     row, arch, m = next(((r, a, mm) for r, a, mm in tried if budget.meets(mm["latency_ms"], mm["peak_mem_mb"])),
                         min(tried, key=lambda t: budget.excess(t[2]["latency_ms"], t[2]["peak_mem_mb"])))
     met = budget.meets(m["latency_ms"], m["peak_mem_mb"])

@@ -17,7 +17,9 @@ asked and told in batches (:func:`run_trials`), so the predictors score a whole 
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import optuna
@@ -136,6 +138,7 @@ def open_study(*, storage: str | optuna.storages.BaseStorage | None, study_name:
     marked FAIL so their budget of trials is asked again.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _prepare_sqlite(storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)] if storage is not None else []
     exists = study_name in names
     if exists and not resume:
@@ -160,6 +163,22 @@ def open_study(*, storage: str | optuna.storages.BaseStorage | None, study_name:
                                 directions=directions(problem["objectives"]))
     study.set_user_attr(_META_KEY, problem)
     return study
+
+
+def _prepare_sqlite(storage: Any) -> None:
+    """A SQLite study file is put in write-ahead-log mode (persistent in the file): one sync per
+    commit instead of several, and readers (``nas report``) do not block the writer."""
+    if not (isinstance(storage, str) and storage.startswith("sqlite:///")):
+        return
+    path = Path(storage[len("sqlite:///"):])
+    if str(path) in ("", ":memory:"):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
 
 
 def _describe_storage(storage: Any) -> str:

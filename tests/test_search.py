@@ -249,3 +249,72 @@ def test_bad_options_exit_2(tmp_path, capsys, args, message):
     argv = [*args] if "--resume" in args else ["--out", str(tmp_path / "x"), *args]
     assert search_main([*argv, "--no-progress"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_search_record(run, tmp_path):
+    from nas.bench.search import SearchBenchConfig, run_search_bench, study_hypervolumes  # noqa: F401
+    from nas.pareto import hypervolume, normalize, to_minimization
+
+    config = SearchBenchConfig(trials=24, seeds=2, population_size=8, supernet=str(run.run_dir / "supernet"),
+                               predictors=str(run.run_dir / "predictors"))
+    record = run_search_bench(config, out=tmp_path / "bench", progress=False)
+    assert json.loads((tmp_path / "bench" / "search_bench.json").read_text())["hv_ratio"] == record["hv_ratio"]
+    hv = record["hypervolumes"]
+    assert sorted(hv) == ["nsga2:0", "nsga2:1", "random:0", "random:1"]
+    assert record["hypervolume_default"] == pytest.approx(np.median([hv["nsga2:0"], hv["nsga2:1"]]))
+    assert record["hv_ratio"] == pytest.approx(record["hypervolume_default"] / record["hypervolume_random"])
+    for key in ("trials_per_s", "trials_per_s_random", "trials_per_s_cached", "trials_per_s_sqlite"):
+        assert record[key] > 0
+    # every hypervolume is in the normalised box [0, 1.1]^3 of the shared reference
+    assert all(0 < v <= 1.1 ** 3 for v in hv.values())
+    assert [b["source"] for b in record["budgets"]] == ["auto", "auto"]
+
+
+def test_study_hypervolumes_share_one_normalisation():
+    from nas.bench.search import study_hypervolumes
+    from nas.pareto import hypervolume
+
+    def frame(rows):
+        return pd.DataFrame([{"state": "COMPLETE", "val_acc": a, "pred_latency_ms": l, "pred_peak_mem_mb": m,
+                              "feasible": f} for a, l, m, f in rows])
+
+    a = frame([(0.9, 1.0, 1.0, True), (0.5, 3.0, 2.0, True)])
+    b = frame([(0.7, 2.0, 1.5, True), (0.95, 0.5, 0.5, False)])  # b's best is infeasible: ignored
+    hv = study_hypervolumes({"a": a, "b": b}, ("val_acc", "latency_ms", "peak_mem_mb"))
+    # bounds over all trials: error 0.05..0.5, latency 0.5..3, memory 0.5..2
+    norm = lambda e, l, m: [(e - 0.05) / 0.45, (l - 0.5) / 2.5, (m - 0.5) / 1.5]  # noqa: E731
+    ref = np.full(3, 1.1)
+    assert hv["a"] == pytest.approx(hypervolume(np.array([norm(0.1, 1.0, 1.0), norm(0.5, 3.0, 2.0)]), ref))
+    assert hv["b"] == pytest.approx(hypervolume(np.array([norm(0.3, 2.0, 1.5)]), ref))
+
+
+def test_pick_rescales_predictions_after_a_miss():
+    from nas.search import _pick
+    from search_spaces.space import create_space
+
+    space = create_space("digits-s")
+    archs = space.spread(6, key=lambda a: sum(a.widths), seed=0)
+    # accuracy rises with predicted latency; the measurement is 25 % slower than predicted
+    rows = [{"number": i, "state": "COMPLETE", "val_acc": 0.5 + 0.05 * i, "pred_latency_ms": 1.0 + 0.1 * i,
+             "pred_peak_mem_mb": 1.0, "feasible_b0": True, "arch_id": a.arch_id, "arch_json": a.to_json()}
+            for i, a in enumerate(archs)]
+    trials = pd.DataFrame(rows)
+    by_id = {r["arch_id"]: r for r in rows}
+    measured = []
+
+    def measure(arch):
+        measured.append(arch.arch_id)
+        r = by_id[arch.arch_id]
+        return {"latency_ms": 1.25 * r["pred_latency_ms"], "peak_mem_mb": 1.0, "test_acc": r["val_acc"]}
+
+    budget = Budget(latency_ms=1.55)  # trials 0..5 all predicted to meet it (≤ 1.5 ms)
+    pick = _pick(budget, 0, trials, measure, {}, n_candidates=3)
+    # first: the most accurate (1.5 ms predicted → 1.875 measured, a miss); then the most accurate
+    # whose prediction × 1.25 fits 1.55 ms: 1.2 ms (trial 2) → 1.5 ms measured, which meets it
+    assert measured == [archs[5].arch_id, archs[2].arch_id]
+    assert pick["status"] == "met" and pick["trial_number"] == 2 and pick["candidates_measured"] == 2
+    measured.clear()
+    pick = _pick(Budget(latency_ms=1.0), 0, trials.assign(feasible_b0=[True] + [False] * 5), measure, {},
+                 n_candidates=3)
+    assert pick["status"] == "missed" and pick["excess_pct"]["latency"] == pytest.approx(25.0)
+    assert "latency by 25.0 %" in pick["message"]

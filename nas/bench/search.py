@@ -48,9 +48,9 @@ __all__ = ["SearchBenchConfig", "run_search_bench", "study_hypervolumes"]
 class SearchBenchConfig:
     space: str = "digits-s"
     trials: int = 300
-    seeds: int = 3
+    seeds: int = 5
     sampler: str = "nsga2"
-    population_size: int = 50
+    population_size: int = 16  # the search's default
     supernet: str | None = None
     predictors: str | None = None
     force: bool = False
