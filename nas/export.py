@@ -36,9 +36,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from search_spaces.arch import ArchConfig, ArchError
+from search_spaces.arch import ArchConfig
 from search_spaces.networks import NetConfig, QuadraNet, count_params
-from search_spaces.space import SearchSpace, create_space, load_arch
+from search_spaces.space import SearchSpace, create_space, load_arch, parse_arch
 
 __all__ = ["EXPORT_FORMATS", "check_onnx", "export_model", "load_arch_json", "load_model", "parse_formats"]
 
@@ -99,19 +99,7 @@ def load_arch_json(text_or_dict: str | Mapping[str, Any], *, source: str,
                    space: SearchSpace | None = None) -> ArchConfig:
     """Parse architecture JSON (text or an already parsed dict) and validate it against ``space``
     (default: the space it names). Errors are :class:`ArchError` naming the field and ``source``."""
-    try:
-        if isinstance(text_or_dict, str):
-            arch = ArchConfig.from_json(text_or_dict)
-        else:
-            arch = ArchConfig.from_dict(dict(text_or_dict) if isinstance(text_or_dict, Mapping) else text_or_dict)
-        if space is None:
-            try:
-                space = create_space(arch.space)
-            except ValueError as err:
-                raise ArchError("space", str(err)) from None
-        return space.validate(arch)
-    except ArchError as err:
-        raise ArchError(err.field, f"{err.detail} (in {source})") from None
+    return parse_arch(text_or_dict, source=source, space=space)
 
 
 def _net_config(model: QuadraNet, arch: ArchConfig) -> tuple[SearchSpace, NetConfig]:

@@ -17,20 +17,11 @@ import pandas as pd
 
 from nas.data import load_dataset
 from nas.export import export_model, load_arch_json, parse_formats
+from nas.run_dir import read_run_config
 from nas.supernet_train import evaluate_arch, load_supernet
 from search_spaces.arch import ArchConfig
 
 __all__ = ["export_from_run"]
-
-
-def _run_config(run: Path) -> dict[str, Any]:
-    path = run / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run} holds no config.json; it is not a nas-search run directory")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
 
 
 def _arch_by_id(run: Path, arch_id: str) -> tuple[ArchConfig, dict[str, Any]]:
@@ -57,7 +48,7 @@ def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: s
         raise ValueError("give exactly one of arch_id and arch_file")
     fmts = parse_formats(formats)
     run = Path(run)
-    cfg = _run_config(run)
+    cfg = read_run_config(run)
     if arch_id is not None:
         arch, row = _arch_by_id(run, arch_id)
     else:

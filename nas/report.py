@@ -29,7 +29,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -381,6 +381,22 @@ _BOX = ("display:inline-block;margin:2px 3px;padding:3px 7px;border-radius:4px;"
         "font:12px/1.3 monospace;color:#111;")
 
 
+def _pick_facts(pick: dict[str, Any], *, text: Callable[[Any], str], code: Callable[[Any], str]) -> list[str]:
+    """The one-line facts under a budget's table, rendered by ``text`` / ``code`` (HTML or Markdown)."""
+    facts = []
+    if pick.get("arch_id"):
+        facts.append(f"architecture {code(pick['arch_id'])}")
+    if pick.get("trial_number") is not None:
+        facts.append(f"trial {text(pick['trial_number'])}")
+    if pick.get("candidates_measured") is not None:
+        facts.append(f"{text(pick['candidates_measured'])} candidate(s) measured")
+    if pick.get("export_dir"):
+        facts.append(f"exported to {code(pick['export_dir'])}")
+    if (pick.get("measured") or {}).get("suspect"):
+        facts.append(text(_SUSPECT))
+    return facts
+
+
 def arch_html(arch_dict: dict[str, Any]) -> str:
     """The architecture as an HTML fragment (inline CSS only): one row per stage with its width,
     one box per block labelled ``k{kernel} r{mlp_ratio}`` and ``Q`` (quadratic, order 2, orange,
@@ -640,17 +656,7 @@ def _pick_html(i: int, pick: dict[str, Any], smallest: dict[str, Any] | None) ->
         parts.append(f'<p class="note">search: {esc(str(pick["message"]))}</p>')
     parts.append(_html_table(_BUDGET_HEAD, _budget_rows(pick),
                              cls="budget-table"))
-    facts = []
-    if pick.get("arch_id"):
-        facts.append(f"architecture <code>{esc(str(pick['arch_id']))}</code>")
-    if pick.get("trial_number") is not None:
-        facts.append(f"trial {esc(_text(pick['trial_number']))}")
-    if pick.get("candidates_measured") is not None:
-        facts.append(f"{esc(_text(pick['candidates_measured']))} candidate(s) measured")
-    if pick.get("export_dir"):
-        facts.append(f"exported to <code>{esc(str(pick['export_dir']))}</code>")
-    if (pick.get("measured") or {}).get("suspect"):
-        facts.append(esc(_SUSPECT))
+    facts = _pick_facts(pick, text=lambda v: esc(_text(v)), code=lambda v: f"<code>{esc(str(v))}</code>")
     if facts:
         parts.append(f"<p>{' · '.join(facts)}</p>")
     if pick.get("arch"):
@@ -720,17 +726,7 @@ def _report_md(record: RunRecord, pareto_name: str, hv_name: str) -> str:
         if pick.get("message"):
             out += [f"search: {_md(pick['message'])}", ""]
         out += [_md_table(_BUDGET_HEAD, _budget_rows(pick)), ""]
-        facts = []
-        if pick.get("arch_id"):
-            facts.append(f"architecture `{pick['arch_id']}`")
-        if pick.get("trial_number") is not None:
-            facts.append(f"trial {_md(pick['trial_number'])}")
-        if pick.get("candidates_measured") is not None:
-            facts.append(f"{_md(pick['candidates_measured'])} candidate(s) measured")
-        if pick.get("export_dir"):
-            facts.append(f"exported to `{pick['export_dir']}`")
-        if (pick.get("measured") or {}).get("suspect"):
-            facts.append(_md(_SUSPECT))
+        facts = _pick_facts(pick, text=_md, code=lambda v: f"`{v}`")
         if facts:
             out += [" · ".join(facts), ""]
         if pick.get("arch"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-__all__ = ["check_new_run_dir", "prepare_run_dir"]
+__all__ = ["check_new_run_dir", "prepare_run_dir", "read_run_config"]
 
 
 def check_new_run_dir(out: str | Path, *, hint: str = "choose another --out") -> Path:
@@ -22,3 +24,17 @@ def prepare_run_dir(out: str | Path) -> Path:
     out = check_new_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def read_run_config(run_dir: str | Path, *, kind: str = "nas-search") -> dict[str, Any]:
+    """``RUN/config.json`` of a ``kind`` run directory; a missing or unreadable one raises naming it."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(run_dir)} holds no config.json; it is not a {kind} run directory")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); was it written by {kind}?") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a {kind} config")
+    return data

@@ -44,7 +44,7 @@ from nas.data import dataset_names, default_dataset, load_dataset
 from nas.export import EXPORT_FORMATS, export_model, parse_formats
 from nas.profiling import ProfileRunConfig, collect_profiles
 from nas.report import write_report
-from nas.run_dir import check_new_run_dir
+from nas.run_dir import check_new_run_dir, read_run_config
 from nas.scoring import ArchScorer
 from nas.study import (SAMPLERS, create_sampler, open_study, pareto_frame, parse_objectives, problem_record,
                        run_trials, trials_frame)
@@ -169,10 +169,7 @@ def _run_dir(cfg: SearchConfig) -> Path:
 
 def _prepare(cfg: SearchConfig, out: Path) -> None:
     if cfg.resume:
-        stored_path = out / "config.json"
-        if not stored_path.is_file():
-            raise FileNotFoundError(f"--resume: {out} holds no config.json; it is not a nas-search run directory")
-        stored = json.loads(stored_path.read_text())
+        stored = read_run_config(out)
         for key in ("space", "dataset", "device", "batch_size", "seed"):
             if stored.get(key) != getattr(cfg, key):
                 raise ValueError(f"--resume refused: {out} was run with {key}={stored.get(key)!r}, not "
@@ -419,16 +416,13 @@ def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
     import optuna
 
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{run_dir} holds no config.json; it is not a nas-search run directory")
+    stored = read_run_config(run_dir)
     try:
-        stored = json.loads(cfg_path.read_text())
         storage, name, objectives = stored["storage"], stored["study_name"], stored["objectives"]
         n_budgets = len(stored["budgets"])
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"{cfg_path} is not a complete nas-search config ({err}); was the search stopped before "
-                         f"its study started?") from None
+    except KeyError as err:
+        raise ValueError(f"{run_dir / 'config.json'} lacks {err}; was the search stopped before its study "
+                         f"started?") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=name, storage=storage)

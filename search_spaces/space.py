@@ -19,12 +19,12 @@ import math
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.networks import BlockConfig, NetConfig, StageConfig
 
-__all__ = ["SPACES", "SearchSpace", "create_space", "load_arch", "register_space", "space_names"]
+__all__ = ["SPACES", "SearchSpace", "create_space", "load_arch", "parse_arch", "register_space", "space_names"]
 
 ORDER_MIXER = {2: "quadra", 1: "first_order"}
 
@@ -313,8 +313,15 @@ def load_arch(path: str | Path, space: SearchSpace | None = None) -> ArchConfig:
         raise FileNotFoundError(f"cannot read architecture file {path}: {err.strerror}") from None
     except UnicodeDecodeError as err:
         raise ArchError("arch", f"{path} is not UTF-8 JSON text: {err.reason}") from None
+    return parse_arch(text, source=str(path), space=space)
+
+
+def parse_arch(data: str | Mapping[str, Any], *, source: str, space: SearchSpace | None = None) -> ArchConfig:
+    """Architecture JSON text (or its parsed dict) validated against ``space`` (default: the
+    space it names); errors are :class:`ArchError` naming the field and ``source``."""
     try:
-        arch = ArchConfig.from_json(text)
+        arch = ArchConfig.from_json(data) if isinstance(data, str) else ArchConfig.from_dict(
+            dict(data) if isinstance(data, Mapping) else data)
         if space is None:
             try:
                 space = create_space(arch.space)
@@ -322,4 +329,4 @@ def load_arch(path: str | Path, space: SearchSpace | None = None) -> ArchConfig:
                 raise ArchError("space", str(err)) from None
         return space.validate(arch)
     except ArchError as err:
-        raise ArchError(err.field, f"{err.detail} (in {path})") from None
+        raise ArchError(err.field, f"{err.detail} (in {source})") from None

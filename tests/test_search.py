@@ -318,3 +318,14 @@ def test_pick_rescales_predictions_after_a_miss():
                  n_candidates=3)
     assert pick["status"] == "missed" and pick["excess_pct"]["latency"] == pytest.approx(25.0)
     assert "latency by 25.0 %" in pick["message"]
+
+
+@pytest.mark.parametrize("content, message", [(None, "holds no config.json"), ("{not json", "not valid JSON"),
+                                              ('{"space": "digits-s"}', "lacks 'storage'")])
+def test_report_on_a_bad_run_directory_names_the_file(tmp_path, capsys, content, message):
+    if content is not None:
+        (tmp_path / "config.json").write_text(content)
+    assert main(["report", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(tmp_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if content is None else ["config.json"])
