@@ -7,6 +7,7 @@ everything runs in one process and the helpers here are no-ops. Only the main ra
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -67,8 +68,13 @@ def init_distributed(device: str) -> DistContext:
 
 
 def cleanup_distributed(ctx: DistContext) -> None:
+    """Leave the process group. Objects still holding it (a DDP wrapper caught in a reference
+    cycle) are collected first: freed later, at interpreter exit, gloo's worker threads can
+    abort the process (SIGABRT, "terminate called without an active exception")."""
     if ctx.distributed and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -277,6 +277,7 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
         save_file({k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()}, str(out / WEIGHTS))
         (out / "train_log.json").write_text(json.dumps(log, indent=2))
     ctx.barrier()
+    del model, trainer  # the DDP wrapper holds the process group: free it before the group is destroyed
     return SupernetResult(supernet=supernet, run_dir=out, history=history, log=log, is_main=ctx.is_main)
 
 
