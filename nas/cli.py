@@ -17,6 +17,7 @@
     nas export --run DIR --arch-id ID [--format safetensors,torchscript,onnx]
     nas report --run DIR
     nas bench search --space NAME [--json]
+    nas bench reliability [--cycles 10] [--json]
 
 Bad input (unknown names, missing files, an occupied run directory) exits with code 2 and a
 message that says what was wrong and what is valid.
@@ -342,7 +343,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         space=args.space, dataset=args.dataset, data_dir=args.data_dir, device=args.device, batch_size=args.batch_size,
         latency_budgets_ms=tuple(args.latency_budget_ms or ()), memory_budgets_mb=tuple(args.memory_budget_mb or ()),
         objectives=args.objectives, trials=args.trials, sampler=args.sampler, population_size=args.population_size,
-        storage=args.storage, study_name=args.study_name, resume=args.resume, seed=args.seed, out=args.out,
+        storage=args.storage, study_name=args.study_name, resume=args.resume, join=args.join, workers=args.workers,
+        seed=args.seed, out=args.out,
         quick=args.quick, supernet=args.supernet, supernet_epochs=args.supernet_epochs, predictors=args.predictors,
         force=args.force, profile_n=args.profile_n, profile_passes=args.profile_passes, threads=args.threads,
         formats=args.format, measure_candidates=args.measure_candidates,
@@ -411,6 +413,25 @@ def _cmd_bench_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_reliability(args: argparse.Namespace) -> int:
+    import time
+
+    from nas.bench.reliability import ReliabilityBenchConfig, run_reliability_bench
+
+    config = ReliabilityBenchConfig(cycles=args.cycles, trials=args.trials, seed=args.seed, supernet=args.supernet,
+                                    predictors=args.predictors)
+    out = args.out or f"results/bench-reliability-{time.strftime('%Y%m%d-%H%M%S')}"
+    record = run_reliability_bench(config, out=out, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps({k: v for k, v in record.items() if k != "details"}, indent=2))
+    else:
+        for key in ("cycles", "trials_requested", "trials_completed", "trials_lost", "duplicate_trials",
+                    "trials_failed"):
+            print(f"{key}: {record[key]}")
+        print(f"record: {Path(out) / 'reliability.json'}")
+    return 0 if record["trials_lost"] == 0 and record["duplicate_trials"] == 0 else 1
+
+
 def add_search_args(p: argparse.ArgumentParser) -> None:
     """The options of ``nas-search`` / ``nas search``."""
     p.add_argument("--space", default="digits-s", help="search space (see `nas space list`; default digits-s)")
@@ -426,9 +447,15 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, default=None, help="completed trials in the study (default 300; quick 60)")
     p.add_argument("--sampler", default="nsga2", help="nsga2 (default), tpe or random")
     p.add_argument("--population-size", type=int, default=None, help="NSGA-II population (default 16; quick 12)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite study.db in the run directory)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage: sqlite:///PATH, journal:///PATH or postgresql://USER@HOST/DB "
+                        "(default: SQLite study.db in the run directory)")
     p.add_argument("--study-name", default=None, help="default: nas-search-SPACE")
     p.add_argument("--resume", action="store_true", help="continue the search in --out")
+    p.add_argument("--join", action="store_true",
+                   help="join the study of the same name in --storage if another worker created it (multi-machine)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes running trials on this machine (default 1; >1 uses a journal file by default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run directory (default: results/search-SPACE-TIME)")
     p.add_argument("--quick", action="store_true", help="small settings for a first look (about a minute on a CPU)")
@@ -652,6 +679,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory (default: results/bench-search-SPACE-TIME)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench_search)
+    p = bench_sub.add_parser("reliability", help="SIGKILL a search at random moments, resume, count lost trials")
+    p.add_argument("--cycles", type=int, default=10, help="kill/resume cycles")
+    p.add_argument("--trials", type=int, default=400, help="trials the search asks for")
+    p.add_argument("--supernet", default=None, help="trained supernet run directory (default: train a small one)")
+    p.add_argument("--predictors", default=None, help="predictor artifacts (default: profile and fit a few)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", default=None, help="run directory (default: results/bench-reliability-TIME)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_bench_reliability)
     return parser
 
 
@@ -672,6 +709,13 @@ def _run(args: argparse.Namespace, *, prog: str) -> int:
     except FloatingPointError as err:  # training diverged; checkpoints already written are kept
         print(f"{prog}: training stopped: {err}", file=sys.stderr)
         return 1
+    except RuntimeError as err:
+        from nas.storage import StorageUnavailable
+
+        if isinstance(err, StorageUnavailable):  # the database went away: the worker stops, nothing is lost
+            print(f"{prog}: error: {err}", file=sys.stderr)
+            return 3
+        raise
 
 
 def search_main(argv: Sequence[str] | None = None) -> int:

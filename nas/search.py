@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import optuna
 import torch
 from tqdm.auto import tqdm
 
@@ -46,6 +47,8 @@ from nas.profiling import ProfileRunConfig, collect_profiles
 from nas.report import write_report
 from nas.run_dir import check_new_run_dir, read_run_config
 from nas.scoring import ArchScorer
+from nas.storage import SCHEMES as STORAGE_SCHEMES
+from nas.storage import StorageUnavailable, create_storage, describe_storage
 from nas.study import (SAMPLERS, create_sampler, open_study, pareto_frame, parse_objectives, problem_record,
                        run_trials, trials_frame)
 from nas.supernet_train import SupernetConfig, evaluate_arch, load_supernet, train_supernet
@@ -60,7 +63,7 @@ from search_spaces.space import create_space
 
 __all__ = [
     "SearchConfig", "SearchResult", "obtain_predictors", "obtain_supernet", "rebuild_report", "run_search",
-    "search_budgets",
+    "search_budgets", "search_worker",
 ]
 
 
@@ -79,9 +82,11 @@ class SearchConfig:
     trials: int | None = None
     sampler: str = "nsga2"
     population_size: int | None = None
-    storage: str | None = None  # None: SQLite in the run directory
+    storage: str | None = None  # None: SQLite in the run directory (a journal file with workers > 1)
     study_name: str | None = None
     resume: bool = False
+    join: bool = False  # add this process to an existing study of the same problem (another worker's)
+    workers: int = 1  # processes running trials on this machine (the main one included)
     seed: int = 0
     out: str | None = None
     quick: bool = False
@@ -105,6 +110,7 @@ class SearchConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("measure_candidates", self.measure_candidates)
+        check_positive_int("workers", self.workers)
         for name in ("trials", "population_size", "supernet_epochs", "profile_n", "profile_passes", "threads"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
@@ -115,6 +121,12 @@ class SearchConfig:
         object.__setattr__(self, "latency_budgets_ms", tuple(self.latency_budgets_ms))
         object.__setattr__(self, "memory_budgets_mb", tuple(self.memory_budgets_mb))
         self.budgets()  # validates the limits and their pairing
+        if self.storage is not None and not self.storage.startswith(STORAGE_SCHEMES):
+            raise ValueError(f"unsupported storage URL {describe_storage(self.storage)!r}; valid forms: "
+                             f"sqlite:///PATH, journal:///PATH, postgresql://USER@HOST[:PORT]/DB")
+        if self.resume and self.join:
+            raise ValueError("give --resume (continue this run directory's study) or --join (add a worker to a "
+                             "shared study), not both")
         if self.resume and self.out is None:
             raise ValueError("--resume needs --out: the run directory to continue")
         if self.profile_n is not None and self.profile_n < 8:
@@ -250,6 +262,75 @@ def search_budgets(cfg: SearchConfig, preds: dict[str, Predictor]) -> list[Budge
     return auto_budgets(table["latency_ms"].to_numpy(float), mem["peak_infer_mem_mb"].to_numpy(float))
 
 
+# --- phase 4: study, with helper worker processes ---------------------------------------------
+def _default_storage(cfg: SearchConfig, out: Path) -> str:
+    # Several processes share a journal file (append-only, file locks) more safely than SQLite.
+    if cfg.workers > 1:
+        return f"journal:///{(out / 'study.journal').resolve()}"
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def _is_storage_error(err: BaseException) -> bool:
+    if isinstance(err, (StorageUnavailable, optuna.exceptions.StorageInternalError)):
+        return True
+    module = type(err).__module__ or ""
+    return module.startswith(("sqlalchemy", "psycopg2"))
+
+
+def _start_workers(cfg: SearchConfig, out: Path, storage: str, budgets: list[Budget]) -> list:
+    """``cfg.workers - 1`` helper processes joining the study (each with its own sampler seed)."""
+    import multiprocessing as mp
+
+    if cfg.workers <= 1:
+        return []
+    ctx = mp.get_context("spawn")  # a fresh interpreter: no torch threads or locks inherited
+    procs = []
+    for i in range(1, cfg.workers):
+        wcfg = replace(cfg, storage=storage, resume=False, join=True, workers=1, seed=cfg.seed + 1000 * i,
+                       out=str(out))
+        p = ctx.Process(target=search_worker, args=(wcfg.to_dict(), [b.to_dict() for b in budgets], cfg.seed),
+                        name=f"nas-search-worker-{i}")
+        p.start()
+        procs.append(p)
+    return procs
+
+
+def _join_workers(procs: list) -> None:
+    for p in procs:
+        p.join()
+    bad = [f"{p.name} (exit code {p.exitcode})" for p in procs if p.exitcode != 0]
+    if bad:
+        raise RuntimeError(f"search worker(s) failed: {', '.join(bad)}; the study keeps their completed trials")
+
+
+def search_worker(config: dict[str, Any], budgets: list[dict[str, Any]], data_seed: int) -> int:
+    """A helper process of ``--workers N``: score trials of the run's study until it is full.
+
+    It loads the run's supernet and predictors, joins the study (same problem record) with its
+    own sampler seed, and runs trials; picks, exports and the report stay with the main process.
+    """
+    cfg = SearchConfig(**{**config, "latency_budgets_ms": tuple(config["latency_budgets_ms"]),
+                          "memory_budgets_mb": tuple(config["memory_budgets_mb"]),
+                          "objectives": tuple(config["objectives"]), "formats": tuple(config["formats"])})
+    out = Path(cfg.out)
+    torch.set_num_threads(1)
+    fp = device_fingerprint(cfg.device, threads=cfg.threads)
+    supernet = obtain_supernet(cfg, out, progress=False)
+    preds = obtain_predictors(cfg, out, fp.to_dict(), progress=False)
+    splits = load_dataset(cfg.dataset, seed=data_seed, data_dir=cfg.data_dir)  # the main process's split
+    scorer = ArchScorer(supernet=supernet, val_data=splits.val, latency=preds["latency"], memory=preds["memory"],
+                        batch_size=cfg.batch_size, device=cfg.device)
+    budget_list = [Budget.from_dict(b) for b in budgets]
+    problem = problem_record(space=cfg.space, objectives=cfg.objectives, batch_size=cfg.batch_size,
+                             budgets=budget_list, dataset=cfg.dataset, fingerprint_id=fp.fingerprint_id)
+    study = open_study(storage=cfg.storage, study_name=cfg.study_name, problem=problem,
+                       sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
+                       resume=False, join=True)
+    return run_trials(study, space=supernet.space, score=scorer.score, budgets=budget_list,
+                      objectives=cfg.objectives, n_trials=cfg.trials, batch=min(cfg.population_size, 16),
+                      progress=False)
+
+
 # --- phase 5: picks ------------------------------------------------------------------------------
 class _Measurer:
     """Measures picks on the device (cached per architecture) and their test accuracy."""
@@ -357,22 +438,33 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     preds = obtain_predictors(cfg, out, fp.to_dict(), progress)
     phases["predictors_s"] = time.perf_counter() - t
     budgets = search_budgets(cfg, preds)
-    storage = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    storage = cfg.storage or _default_storage(cfg, out)
 
     t = time.perf_counter()
     scorer = ArchScorer(supernet=supernet, val_data=splits.val, latency=preds["latency"], memory=preds["memory"],
                         batch_size=cfg.batch_size, device=cfg.device)
     problem = problem_record(space=cfg.space, objectives=cfg.objectives, batch_size=cfg.batch_size, budgets=budgets,
                              dataset=cfg.dataset, fingerprint_id=fp.fingerprint_id)
-    study = open_study(storage=storage, study_name=cfg.study_name, problem=problem,
-                       sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
-                       resume=cfg.resume)
-    _json_write(out / "config.json", {**stored, "storage": storage, "budgets": [b.to_dict() for b in budgets],
-                                      "objectives": list(cfg.objectives)})
-    ran = run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets, objectives=cfg.objectives,
-                     n_trials=cfg.trials, batch=min(cfg.population_size, 16), progress=progress)
+    try:
+        study = open_study(storage=storage, study_name=cfg.study_name, problem=problem,
+                           sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
+                           resume=cfg.resume, join=cfg.join)
+        _json_write(out / "config.json", {**stored, "storage": storage, "budgets": [b.to_dict() for b in budgets],
+                                          "objectives": list(cfg.objectives)})
+        helpers = _start_workers(cfg, out, storage, budgets)
+        ran = run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets,
+                         objectives=cfg.objectives, n_trials=cfg.trials, batch=min(cfg.population_size, 16),
+                         progress=progress)
+        _join_workers(helpers)
+        trials = trials_frame(study, len(budgets))
+    except Exception as err:
+        if _is_storage_error(err):
+            raise StorageUnavailable(
+                f"the study storage {describe_storage(storage)} failed during the search ({type(err).__name__}: "
+                f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}); the trials told so far are kept "
+                f"in it: once it is back, continue with --resume (or --join)") from None
+        raise
     phases["search_s"] = time.perf_counter() - t
-    trials = trials_frame(study, len(budgets))
     trials.to_csv(out / "trials.csv", index=False)
     pareto_frame(trials, cfg.objectives).to_csv(out / "pareto.csv", index=False)
 
@@ -399,7 +491,8 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
 
     n_done = int((trials["state"] == "COMPLETE").sum())
     summary = {"phases": phases, "trials_completed": n_done, "trials_this_session": ran,
-               "trials_failed": int((trials["state"] == "FAIL").sum()),
+               "trials_failed": int(((trials["state"] == "FAIL") & ~trials["surplus"].astype(bool)).sum()),
+               "trials_surplus": int(trials["surplus"].astype(bool).sum()),
                "trials_per_s": ran / phases["search_s"] if ran and phases["search_s"] > 0 else None,
                "accuracy_evaluations": scorer.evaluations, "pareto_size": int(len(pareto_frame(trials, cfg.objectives))),
                "all_budgets_met": all(p["status"] == "met" for p in picks),
@@ -413,8 +506,6 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
 def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
     """``nas report``: re-read the study from its storage into ``trials.csv`` / ``pareto.csv``
     (when the storage is reachable) and render the report again — no supernet needed."""
-    import optuna
-
     run_dir = Path(run_dir)
     stored = read_run_config(run_dir)
     try:
@@ -425,7 +516,7 @@ def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
                          f"started?") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=create_storage(storage))
     except KeyError:
         raise ValueError(f"study {name!r} not found in {storage}") from None
     trials = trials_frame(study, n_budgets)

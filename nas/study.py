@@ -17,11 +17,12 @@ asked and told in batches (:func:`run_trials`), so the predictors score a whole 
 
 from __future__ import annotations
 
-import sqlite3
+import bisect
+import datetime
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 from nas.budgets import Budget, constraint_value
 from nas.pareto import pareto_mask
 from nas.scoring import ArchScore
+from nas.storage import GRACE_PERIOD_S, create_storage, describe_storage, worker_alive, worker_id
 from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.layers import check_positive_int
 from search_spaces.space import SearchSpace
@@ -48,6 +50,9 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
 SAMPLERS = ("nsga2", "tpe", "random")
 _META_KEY = "quadranas_problem"
 SCORE_ATTR = "quadranas"  # the trial's architecture and scores
+WORKER_ATTR = "worker"  # HOST:PID:START of the process that asked the trial
+SURPLUS_ATTR = "surplus"  # asked by a worker after others had already taken the last trials
+SAMPLER_STATE_ATTR = "quadranas_sampler_state"
 
 
 def parse_objectives(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -129,69 +134,113 @@ def problem_record(*, space: str, objectives: Sequence[str], batch_size: int, bu
 
 
 def open_study(*, storage: str | optuna.storages.BaseStorage | None, study_name: str, problem: dict[str, Any],
-               sampler: optuna.samplers.BaseSampler, resume: bool) -> optuna.Study:
-    """Create the study, or with ``resume`` load it after checking it solves the same problem.
+               sampler: optuna.samplers.BaseSampler, resume: bool, join: bool = False) -> optuna.Study:
+    """Create the study, or load it (``resume`` / ``join``) after checking it solves the same problem.
 
-    An existing study without ``resume`` is refused (its trials would silently mix with a new
-    run's); a resumed study whose stored objectives, space, batch size, budgets, dataset or
-    device differ is refused naming the differences. Trials left RUNNING by a killed run are
-    marked FAIL so their budget of trials is asked again.
+    An existing study is refused unless ``resume`` (continue a stopped run) or ``join`` (another
+    worker of the same search created it) is set — its trials would otherwise silently mix with
+    a new run's. A loaded study whose stored objectives, space, batch size, budgets, dataset or
+    device differ is refused naming the differences. Trials left RUNNING by dead workers are
+    marked FAIL (:func:`fail_stale_trials`) so their share of trials is asked again, and the
+    sampler's random state stored with the study is restored (:func:`restore_sampler_state`).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _prepare_sqlite(storage)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)] if storage is not None else []
+    shown = describe_storage(storage)
+    storage = create_storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     exists = study_name in names
-    if exists and not resume:
-        raise FileExistsError(f"study {study_name!r} already exists in {_describe_storage(storage)}; pass --resume "
-                              f"to continue it, or choose another --study-name / --out")
+    if exists and not (resume or join):
+        raise FileExistsError(f"study {study_name!r} already exists in {shown}; pass --resume to continue it, "
+                              f"--join to add workers to it, or choose another --study-name / --out")
     if resume and not exists:
-        raise ValueError(f"--resume: no study {study_name!r} in {_describe_storage(storage)}"
+        raise ValueError(f"--resume: no study {study_name!r} in {shown}"
                          + (f"; it holds {', '.join(names)}" if names else "; it holds no study"))
-    if exists:
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-        stored = study.user_attrs.get(_META_KEY)
-        if stored is None:
-            raise ValueError(f"study {study_name!r} was not created by nas-search (no problem record); "
-                             f"refusing to resume it")
-        diffs = [f"{k}: stored {stored.get(k)!r}, now {problem[k]!r}" for k in problem if stored.get(k) != problem[k]]
-        if diffs:
-            raise ValueError(f"--resume refused: study {study_name!r} was created for a different problem ("
-                             + "; ".join(diffs) + "). Resume with the same settings or start a new study")
-        _fail_stale(study)
-        return study
-    study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
-                                directions=directions(problem["objectives"]))
-    study.set_user_attr(_META_KEY, problem)
+    if not exists:
+        try:
+            study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
+                                        directions=directions(problem["objectives"]))
+            study.set_user_attr(_META_KEY, problem)
+            return study
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
+            if not join:
+                raise
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    stored = study.user_attrs.get(_META_KEY)
+    for _ in range(50):  # a joining worker may see the study a moment before its problem record
+        if stored is not None or not join:
+            break
+        time.sleep(0.1)
+        stored = optuna.load_study(study_name=study_name, storage=storage).user_attrs.get(_META_KEY)
+    if stored is None:
+        raise ValueError(f"study {study_name!r} in {shown} was not created by nas-search (no problem record); "
+                         f"refusing to use it")
+    diffs = [f"{k}: stored {stored.get(k)!r}, now {problem[k]!r}" for k in problem if stored.get(k) != problem[k]]
+    if diffs:
+        verb = "--resume" if resume else "--join"
+        raise ValueError(f"{verb} refused: study {study_name!r} was created for a different problem ("
+                         + "; ".join(diffs) + "). Use the same settings or start a new study")
+    fail_stale_trials(study)
+    restore_sampler_state(study)
     return study
 
 
-def _prepare_sqlite(storage: Any) -> None:
-    """A SQLite study file is put in write-ahead-log mode (persistent in the file): one sync per
-    commit instead of several, and readers (``nas report``) do not block the writer."""
-    if not (isinstance(storage, str) and storage.startswith("sqlite:///")):
-        return
-    path = Path(storage[len("sqlite:///"):])
-    if str(path) in ("", ":memory:"):
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30)
-    try:
-        con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()
+def fail_stale_trials(study: optuna.Study) -> int:
+    """Mark FAIL the RUNNING trials whose worker is gone; returns how many.
 
-
-def _describe_storage(storage: Any) -> str:
-    return storage if isinstance(storage, str) else type(storage).__name__
-
-
-def _fail_stale(study: optuna.Study) -> int:
-    """Mark RUNNING trials (left by a killed process) FAIL; returns how many."""
+    A trial records its worker (``HOST:PID:START``) when it is asked. On this host a worker is
+    gone when its process is; a worker on another host is presumed gone once its trial is older
+    than the grace period (a batch is scored in well under a second). In an in-memory study no
+    other process can run trials, so every RUNNING trial found there is a leftover. Storages
+    with heartbeats (PostgreSQL) also fail trials whose heartbeat went stale.
+    """
+    if isinstance(study._storage, optuna.storages.RDBStorage) and study._storage.is_heartbeat_enabled():
+        optuna.storages.fail_stale_trials(study)
+    now = datetime.datetime.now()
+    private = isinstance(study._storage, optuna.storages.InMemoryStorage)  # no other process can use it
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        n += 1
+        worker = t.user_attrs.get(WORKER_ATTR)
+        alive = worker_alive(worker) if worker else (False if private else None)
+        old = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > GRACE_PERIOD_S
+        if alive is False or (alive is None and old):
+            try:
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            except RuntimeError:  # finished or failed by someone else meanwhile
+                continue
+            n += 1
     return n
+
+
+def save_sampler_state(study: optuna.Study) -> None:
+    """Store the sampler's random state with the study (Optuna keeps populations in the trials
+    but not the RNG), so a resumed NSGA-II continues instead of replaying its first proposals."""
+    state = {}
+    for name, rng in _sampler_rngs(study.sampler).items():
+        kind, keys, pos, has_gauss, cached = rng.get_state()
+        state[name] = [kind, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+    study.set_user_attr(SAMPLER_STATE_ATTR, {"sampler": type(study.sampler).__name__, "rngs": state})
+
+
+def restore_sampler_state(study: optuna.Study) -> bool:
+    """Restore the state :func:`save_sampler_state` stored, if it is of this sampler's type."""
+    stored = study.user_attrs.get(SAMPLER_STATE_ATTR)
+    if not stored or stored.get("sampler") != type(study.sampler).__name__:
+        return False
+    rngs = _sampler_rngs(study.sampler)
+    for name, (kind, keys, pos, has_gauss, cached) in stored["rngs"].items():
+        if name in rngs:
+            rngs[name].set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    return True
+
+
+def _sampler_rngs(sampler: optuna.samplers.BaseSampler) -> dict[str, np.random.RandomState]:
+    """The numpy generators of an Optuna sampler and of the random sampler inside it."""
+    out = {}
+    for name, owner in (("sampler", sampler), ("random_sampler", getattr(sampler, "_random_sampler", None))):
+        lazy = getattr(owner, "_rng", None)
+        if lazy is not None and hasattr(lazy, "rng"):
+            out[name] = lazy.rng
+    return out
 
 
 def completed(study: optuna.Study) -> int:
@@ -201,50 +250,96 @@ def completed(study: optuna.Study) -> int:
 def run_trials(study: optuna.Study, *, space: SearchSpace, score: Callable[[list[ArchConfig]], list[ArchScore]],
                budgets: Sequence[Budget], objectives: Sequence[str], n_trials: int, batch: int = 16,
                progress: bool = True, on_batch: Callable[[int], None] | None = None) -> int:
-    """Run trials until the study holds ``n_trials`` COMPLETE ones; returns how many ran now.
+    """Run trials until the study holds ``n_trials`` COMPLETE ones; returns how many this call told.
 
-    Each round asks ``batch`` trials, scores their architectures in one call and tells the
-    results; every trial records its architecture, all three scores and per-budget feasibility
-    in one user attribute (``SCORE_ATTR``), and its budget constraint.
+    Each round asks at most ``batch`` trials — no more than the study still lacks, counting the
+    trials other workers are running — scores their architectures in one call and tells the
+    results. Every trial records its worker when asked and, when told, its architecture, all
+    three scores and per-budget feasibility in one user attribute (``SCORE_ATTR``) and its
+    budget constraint. Several workers (processes, machines) may run this on one shared study:
+    a trial whose number comes after ``n_trials`` live ones (two workers asked at once) is
+    failed unscored as surplus, so the study ends with exactly ``n_trials`` COMPLETE trials; a
+    worker with nothing left to ask waits for the others, failing the trials of dead ones.
     """
     check_positive_int("n_trials", n_trials)
     check_positive_int("batch", batch)
     params = arch_params(space)
     dists = {name: optuna.distributions.CategoricalDistribution(list(choices)) for name, choices in params}
+    shared = not isinstance(study._storage, optuna.storages.InMemoryStorage)
+    me = worker_id()
     done_before = completed(study)
     bar = tqdm(total=n_trials, initial=min(done_before, n_trials), desc="search", unit="trial", disable=not progress)
-    ran = 0
+    told = 0
     try:
-        while completed(study) < n_trials:
-            k = min(batch, n_trials - completed(study))
+        while True:
+            states = [t.state for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                                                  TrialState.RUNNING))]
+            n_complete = states.count(TrialState.COMPLETE)
+            bar.n = min(n_complete, n_trials)
+            bar.refresh()
+            if n_complete >= n_trials:
+                break
+            k = min(batch, n_trials - len(states))
+            if k <= 0:  # the rest is running elsewhere: wait, failing trials of dead workers
+                if fail_stale_trials(study) == 0:
+                    time.sleep(0.2)
+                continue
             trials = [study.ask(dists) for _ in range(k)]
-            archs = [arch_from_params(space, t.params) for t in trials]
-            t0 = time.perf_counter()
-            try:
-                scores = score(archs)
-                if len(scores) != k:
-                    raise RuntimeError(f"the score function returned {len(scores)} scores for {k} architectures")
-            except BaseException:
-                for trial in trials:  # nothing is left RUNNING by a failed batch
-                    study.tell(trial, state=TrialState.FAIL)
-                raise
-            per_trial_s = (time.perf_counter() - t0) / k
-            for trial, s in zip(trials, scores):
-                # One user attribute per trial: each is a storage write (a transaction on SQLite).
-                trial.set_user_attr(SCORE_ATTR, {
-                    "arch_id": s.arch.arch_id, "arch_json": s.arch.to_json(), "val_acc": s.val_acc,
-                    "pred_latency_ms": s.latency_ms, "pred_peak_mem_mb": s.peak_mem_mb,
-                    "feasible_budgets": [b.meets(s.latency_ms, s.peak_mem_mb) for b in budgets],
-                    "score_s": per_trial_s})
-                trial.set_constraint("budgets", constraint_value(budgets, s.latency_ms, s.peak_mem_mb))
-                study.tell(trial, [s.objective(o) for o in objectives])
-            ran += k
-            bar.update(k)
+            if shared:
+                for trial in trials:
+                    trial.set_user_attr(WORKER_ATTR, me)
+                trials = _drop_surplus(study, trials, n_trials)
+                if not trials:
+                    continue
+            told += _score_and_tell(study, trials, space, score, budgets, objectives)
+            if shared:
+                save_sampler_state(study)
             if on_batch is not None:
-                on_batch(ran)
+                on_batch(told)
     finally:
         bar.close()
-    return ran
+    return told
+
+
+def _drop_surplus(study: optuna.Study, trials: list[optuna.Trial], n_trials: int) -> list[optuna.Trial]:
+    """Fail (unscored) the trials numbered after ``n_trials`` live ones; keep the rest."""
+    live = sorted(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                                              TrialState.RUNNING)))
+    keep = []
+    for trial in trials:
+        if bisect.bisect_left(live, trial.number) >= n_trials:
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            keep.append(trial)
+    return keep
+
+
+def _score_and_tell(study: optuna.Study, trials: list[optuna.Trial], space: SearchSpace,
+                    score: Callable[[list[ArchConfig]], list[ArchScore]], budgets: Sequence[Budget],
+                    objectives: Sequence[str]) -> int:
+    k = len(trials)
+    archs = [arch_from_params(space, t.params) for t in trials]
+    t0 = time.perf_counter()
+    try:
+        scores = score(archs)
+        if len(scores) != k:
+            raise RuntimeError(f"the score function returned {len(scores)} scores for {k} architectures")
+    except BaseException:
+        for trial in trials:  # nothing is left RUNNING by a failed batch
+            study.tell(trial, state=TrialState.FAIL)
+        raise
+    per_trial_s = (time.perf_counter() - t0) / k
+    for trial, s in zip(trials, scores):
+        # One user attribute per trial: each is a storage write (a transaction on SQLite).
+        trial.set_user_attr(SCORE_ATTR, {
+            "arch_id": s.arch.arch_id, "arch_json": s.arch.to_json(), "val_acc": s.val_acc,
+            "pred_latency_ms": s.latency_ms, "pred_peak_mem_mb": s.peak_mem_mb,
+            "feasible_budgets": [b.meets(s.latency_ms, s.peak_mem_mb) for b in budgets],
+            "score_s": per_trial_s})
+        trial.set_constraint("budgets", constraint_value(budgets, s.latency_ms, s.peak_mem_mb))
+        study.tell(trial, [s.objective(o) for o in objectives])
+    return k
 
 
 def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
@@ -260,7 +355,8 @@ def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
                "pred_peak_mem_mb": ua.get("pred_peak_mem_mb"), "constraint": constraint,
                "feasible": None if constraint is None else bool(constraint <= 0)}
         row.update({f"feasible_b{i}": feas[i] if i < len(feas) else None for i in range(n_budgets)})
-        row.update({"arch_id": ua.get("arch_id"), "n_quadratic": arch.n_quadratic if arch else None,
+        row.update({"worker": t.user_attrs.get(WORKER_ATTR), "surplus": bool(t.user_attrs.get(SURPLUS_ATTR, False)),
+                    "arch_id": ua.get("arch_id"), "n_quadratic": arch.n_quadratic if arch else None,
                     "n_blocks": sum(arch.depths) if arch else None,
                     "depths": "-".join(map(str, arch.depths)) if arch else None,
                     "widths": "-".join(map(str, arch.widths)) if arch else None,
@@ -276,7 +372,7 @@ def trial_columns(n_budgets: int) -> list[str]:
     """The columns of ``trials.csv`` (also those of an empty study's table)."""
     return (["number", "state", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "constraint", "feasible"]
             + [f"feasible_b{i}" for i in range(n_budgets)]
-            + ["arch_id", "n_quadratic", "n_blocks", "depths", "widths", "arch_json", "duration_s",
+            + ["worker", "surplus", "arch_id", "n_quadratic", "n_blocks", "depths", "widths", "arch_json", "duration_s",
                "datetime_complete"])
 
 

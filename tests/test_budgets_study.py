@@ -16,6 +16,9 @@ import copy
 import json
 import math
 import random
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import optuna
@@ -26,8 +29,10 @@ from torch.utils.data import TensorDataset
 
 from nas.budgets import Budget, auto_budgets, budgets_from_lists, constraint_value
 from nas.scoring import ArchScore, ArchScorer
+from nas.storage import worker_id
 from nas.study import (
     SCORE_ATTR,
+    WORKER_ATTR,
     arch_from_params,
     arch_params,
     create_sampler,
@@ -501,12 +506,16 @@ def test_open_study_resume_fails_stale_running_trials(storage_factory):
     study = open_study(storage=storage_factory(), study_name="s", problem=_problem(),
                        sampler=optuna.samplers.RandomSampler(seed=0), resume=False)
     study.tell(study.ask(), [0.5, 1.0])
-    study.ask()
-    study.ask()
-    assert _states(study) == ["COMPLETE", "RUNNING", "RUNNING"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a worker of this host that has exited
+    study.ask().set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{dead.pid}:1")
+    study.ask().set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{dead.pid}:1")
+    study.ask().set_user_attr(WORKER_ATTR, worker_id())  # this process: alive
+    study.ask().set_user_attr(WORKER_ATTR, "elsewhere:1:1")  # another host, young: presumed alive
+    assert _states(study) == ["COMPLETE"] + ["RUNNING"] * 4
     resumed = open_study(storage=storage_factory(), study_name="s", problem=_problem(),
                          sampler=optuna.samplers.RandomSampler(), resume=True)
-    assert _states(resumed) == ["COMPLETE", "FAIL", "FAIL"]
+    assert _states(resumed) == ["COMPLETE", "FAIL", "FAIL", "RUNNING", "RUNNING"]
     assert resumed.trials[0].values == [0.5, 1.0]
 
 
@@ -621,7 +630,7 @@ def test_run_trials_rejects_bad_counts(kw):
 # ============================================================================ trials_frame / pareto_frame
 
 TRIAL_COLUMNS = ["number", "state", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "constraint", "feasible",
-                 "feasible_b0", "feasible_b1", "arch_id", "n_quadratic", "n_blocks", "depths", "widths", "arch_json",
+                 "feasible_b0", "feasible_b1", "worker", "surplus", "arch_id", "n_quadratic", "n_blocks", "depths", "widths", "arch_json",
                  "duration_s", "datetime_complete"]
 
 

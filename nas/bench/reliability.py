@@ -1,0 +1,143 @@
+"""``nas bench reliability``: kill a search with SIGKILL at random moments, resume it, count.
+
+A small search (a supernet and predictors prepared once, reused by every run) is started as a
+real ``nas search`` subprocess on a SQLite study. Each cycle waits until the study has grown
+since the last look, waits a further random moment, kills the process with ``SIGKILL`` and
+reads the study back: every COMPLETE trial seen before must still be there with the same
+values (else it is *lost*). The next cycle continues with ``--resume``. After ``cycles`` kills
+a last ``--resume`` runs to the end.
+
+Record: ``cycles`` (kills that landed while trials were running), ``trials_requested``,
+``trials_completed`` (COMPLETE at the end), ``trials_lost`` (COMPLETE trials that vanished or
+changed), ``duplicate_trials`` (COMPLETE beyond the request plus repeated trial numbers), the
+FAIL trials the resumes left behind, and per-cycle details.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from nas.search import SearchConfig, obtain_predictors, obtain_supernet
+from nas.storage import create_storage
+from profilers.fingerprint import device_fingerprint
+from search_spaces.layers import check_positive_int
+
+__all__ = ["ReliabilityBenchConfig", "run_reliability_bench"]
+
+
+@dataclass(frozen=True)
+class ReliabilityBenchConfig:
+    cycles: int = 10
+    trials: int = 400
+    seed: int = 0
+    supernet: str | None = None
+    predictors: str | None = None
+    max_extra_wait_s: float = 1.5  # after the study grew, wait up to this long before the kill
+    timeout_s: float = 300.0  # per run
+
+    def __post_init__(self) -> None:
+        check_positive_int("cycles", self.cycles)
+        check_positive_int("trials", self.trials)
+        if not self.max_extra_wait_s >= 0:
+            raise ValueError(f"max_extra_wait_s must be non-negative, got {self.max_extra_wait_s!r}")
+
+
+def _complete(storage_url: str, name: str) -> dict[int, tuple[float, ...]]:
+    """COMPLETE trials of the study: number → values (empty while it does not exist yet)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = create_storage(storage_url)
+    if name not in [s.study_name for s in optuna.get_all_study_summaries(storage)]:
+        return {}
+    study = optuna.load_study(study_name=name, storage=storage)
+    return {t.number: tuple(t.values) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+
+
+def _all_states(storage_url: str, name: str) -> list[tuple[int, str]]:
+    study = optuna.load_study(study_name=name, storage=create_storage(storage_url))
+    return [(t.number, t.state.name) for t in study.get_trials(deepcopy=False)]
+
+
+def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = SearchConfig(quick=True, supernet=config.supernet, predictors=config.predictors, supernet_epochs=1,
+                        profile_n=8, profile_passes=1, seed=config.seed, out=str(out / "base")).resolved()
+    fp = device_fingerprint(base.device, threads=base.threads)
+    obtain_supernet(base, out / "base", progress)
+    obtain_predictors(base, out / "base", fp.to_dict(), progress)
+    supernet = config.supernet or str(out / "base" / "supernet")
+    predictors = config.predictors or str(out / "base" / "predictors")
+    run = out / "search"
+    db = run / "study.db"
+    url, name = f"sqlite:///{db.resolve()}", base.study_name
+    cmd = [sys.executable, "-m", "nas.cli", "search", "--supernet", supernet, "--predictors", predictors,
+           "--trials", str(config.trials), "--population-size", "16", "--seed", str(config.seed),
+           "--out", str(run), "--no-progress", "--quick", "--threads", str(base.threads)]
+    rng = random.Random(config.seed)
+    seen: dict[int, tuple[float, ...]] = {}
+    lost: set[int] = set()
+    details = []
+    log = open(out / "runs.log", "w")
+    try:
+        for cycle in range(config.cycles):
+            resume = ["--resume"] if (run / "config.json").is_file() else []
+            proc = subprocess.Popen(cmd + resume, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            before = len(_complete(url, name)) if db.exists() else 0
+            deadline = time.monotonic() + config.timeout_s
+            while proc.poll() is None and time.monotonic() < deadline:  # until the study grows
+                if db.exists() and len(_complete(url, name)) > before:
+                    break
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, config.max_extra_wait_s))
+            finished = proc.poll() is not None
+            if not finished:
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if finished and proc.returncode != 0:
+                log.flush()
+                tail = (out / "runs.log").read_text().strip().splitlines()[-3:]
+                raise RuntimeError(f"the search failed on its own (exit code {proc.returncode}) in cycle {cycle}: "
+                                   + " | ".join(tail))
+            now = _complete(url, name)
+            vanished = [n for n, v in seen.items() if now.get(n) != v]
+            lost.update(vanished)
+            seen.update(now)
+            details.append({"cycle": cycle, "killed": not finished, "returncode": proc.returncode,
+                            "complete_before": before, "complete_after": len(now), "vanished": vanished})
+            if progress:
+                print(f"  cycle {cycle}: {'killed' if not finished else 'finished'} at {len(now)} complete trials",
+                      flush=True)
+        proc = subprocess.run(cmd + ["--resume"], stdout=log, stderr=subprocess.STDOUT, timeout=config.timeout_s)
+        final = _complete(url, name)
+        lost.update(n for n, v in seen.items() if final.get(n) != v)
+        states = _all_states(url, name)
+    finally:
+        log.close()
+    numbers = [n for n, _ in states]
+    record = {
+        "cycles": sum(d["killed"] for d in details),
+        "trials_requested": config.trials,
+        "trials_completed": len(final),
+        "trials_lost": len(lost),
+        "duplicate_trials": max(0, len(final) - config.trials) + (len(numbers) - len(set(numbers))),
+        "trials_failed": sum(s == "FAIL" for _, s in states),
+        "final_returncode": proc.returncode,
+        "details": details,
+        "minutes": (time.perf_counter() - t_start) / 60.0,
+        "config": asdict(config),
+    }
+    (out / "reliability.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
