@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ def _postgres(url: str) -> optuna.storages.BaseStorage:
             from None
     if url.startswith("postgresql://"):  # SQLAlchemy 2.1's default driver for this scheme is psycopg 3
         url = "postgresql+psycopg2://" + url[len("postgresql://"):]
-    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
-                                      heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on them knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
+                                          heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S)
 
 
 def create_storage(url: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:

@@ -53,6 +53,7 @@ SCORE_ATTR = "quadranas"  # the trial's architecture and scores
 WORKER_ATTR = "worker"  # HOST:PID:START of the process that asked the trial
 SURPLUS_ATTR = "surplus"  # asked by a worker after others had already taken the last trials
 SAMPLER_STATE_ATTR = "quadranas_sampler_state"
+UNNAMED_GRACE_S = 5.0  # a RUNNING trial without a worker name older than this was asked by a killed process
 
 
 def parse_objectives(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -187,9 +188,10 @@ def open_study(*, storage: str | optuna.storages.BaseStorage | None, study_name:
 def fail_stale_trials(study: optuna.Study) -> int:
     """Mark FAIL the RUNNING trials whose worker is gone; returns how many.
 
-    A trial records its worker (``HOST:PID:START``) when it is asked. On this host a worker is
-    gone when its process is; a worker on another host is presumed gone once its trial is older
-    than the grace period (a batch is scored in well under a second). In an in-memory study no
+    A trial records its worker (``HOST:PID:START``) right after it is asked. On this host a
+    worker is gone when its process is; a worker on another host is presumed gone once its trial
+    is older than the grace period (a batch is scored in well under a second); a trial killed
+    before it could record its worker is presumed dead after ``UNNAMED_GRACE_S``. In an in-memory study no
     other process can run trials, so every RUNNING trial found there is a leftover. Storages
     with heartbeats (PostgreSQL) also fail trials whose heartbeat went stale.
     """
@@ -201,7 +203,9 @@ def fail_stale_trials(study: optuna.Study) -> int:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER_ATTR)
         alive = worker_alive(worker) if worker else (False if private else None)
-        old = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > GRACE_PERIOD_S
+        # a live worker names itself milliseconds after asking: a nameless trial is soon known dead
+        grace_s = GRACE_PERIOD_S if worker else UNNAMED_GRACE_S
+        old = t.datetime_start is not None and (now - t.datetime_start).total_seconds() > grace_s
         if alive is False or (alive is None and old):
             try:
                 study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)

@@ -146,14 +146,17 @@ def test_workers_option_fills_the_study_exactly(artifacts, tmp_path):
 
 def _wait_complete(storage: str, n: int, proc, timeout_s: float = 300) -> dict[int, tuple]:
     deadline = time.monotonic() + timeout_s
+    store = None
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the search ended before it could be interrupted"
         if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
             time.sleep(0.1)  # opening it here would create the run directory under the search's feet
             continue
+        store = store or create_storage(storage)
         try:
-            done = {t.number: tuple(t.values) for t in _study(storage).get_trials(states=(TrialState.COMPLETE,))}
-        except (KeyError, Exception):  # the study does not exist yet
+            study = optuna.load_study(study_name=STUDY, storage=store)
+            done = {t.number: tuple(t.values) for t in study.get_trials(states=(TrialState.COMPLETE,))}
+        except KeyError:  # the study does not exist yet
             done = {}
         if len(done) >= n:
             return done
@@ -164,10 +167,10 @@ def _wait_complete(storage: str, n: int, proc, timeout_s: float = 300) -> dict[i
 def test_sigkill_during_the_search_then_resume(artifacts, tmp_path):
     out = tmp_path / "run"
     storage = f"sqlite:///{out / 'study.db'}"
-    proc = subprocess.Popen(_search_cmd(artifacts, out, trials=150), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_search_cmd(artifacts, out, trials=80), stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
     try:
-        _wait_complete(storage, 30, proc)
+        _wait_complete(storage, 24, proc)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
@@ -177,12 +180,12 @@ def test_sigkill_during_the_search_then_resume(artifacts, tmp_path):
     gen_key = "NSGAIISampler:generation"
     gen_before = max(t.system_attrs.get(gen_key, 0) for t in killed.trials)
     state_before = killed.user_attrs[SAMPLER_STATE_ATTR]
-    assert len(before) < 150
-    proc = subprocess.run(_search_cmd(artifacts, out, "--resume", trials=150), capture_output=True, text=True,
+    assert len(before) < 80
+    proc = subprocess.run(_search_cmd(artifacts, out, "--resume", trials=80), capture_output=True, text=True,
                           env=_env(), cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     resumed = _study(storage)
-    complete = _check_exact(resumed, 150, interrupted=True)
+    complete = _check_exact(resumed, 80, interrupted=True)
     after = {t.number: tuple(t.values) for t in complete}
     assert all(after.get(n) == v for n, v in before.items())  # nothing completed before the kill was lost
     # the NSGA-II population went on from the generation it had reached, with the stored RNG state
@@ -197,10 +200,10 @@ def test_database_going_away_stops_the_worker_and_a_restart_resumes(artifacts, t
     server = start_server()
     try:
         out = tmp_path / "run"
-        cmd = _search_cmd(artifacts, out, "--storage", server.url, "--study-name", STUDY, trials=150)
+        cmd = _search_cmd(artifacts, out, "--storage", server.url, "--study-name", STUDY, trials=80)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=REPO)
         try:
-            before = _wait_complete(server.url, 20, proc)
+            before = _wait_complete(server.url, 16, proc)
             server.stop("immediate")
             text = proc.communicate(timeout=120)[0]
         finally:
@@ -211,7 +214,7 @@ def test_database_going_away_stops_the_worker_and_a_restart_resumes(artifacts, t
         server.start()
         proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), cwd=REPO, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        complete = _check_exact(_study(server.url), 150, interrupted=True)
+        complete = _check_exact(_study(server.url), 80, interrupted=True)
         after = {t.number: tuple(t.values) for t in complete}
         assert all(after.get(n) == v for n, v in before.items())
     finally:
@@ -221,13 +224,13 @@ def test_database_going_away_stops_the_worker_and_a_restart_resumes(artifacts, t
 def test_reliability_bench_small(artifacts, tmp_path):
     from nas.bench.reliability import ReliabilityBenchConfig, run_reliability_bench
 
-    record = run_reliability_bench(ReliabilityBenchConfig(cycles=2, trials=120, supernet=artifacts["supernet"],
+    record = run_reliability_bench(ReliabilityBenchConfig(cycles=2, trials=60, supernet=artifacts["supernet"],
                                                           predictors=artifacts["predictors"]),
                                    out=tmp_path / "bench", progress=False)
-    assert record["cycles"] == 2 and record["trials_requested"] == 120
-    assert record["trials_completed"] == 120 and record["trials_lost"] == 0 and record["duplicate_trials"] == 0
+    assert record["cycles"] == 2 and record["trials_requested"] == 60
+    assert record["trials_completed"] == 60 and record["trials_lost"] == 0 and record["duplicate_trials"] == 0
     assert record["final_returncode"] == 0
-    assert json.loads((tmp_path / "bench" / "reliability.json").read_text())["trials_completed"] == 120
+    assert json.loads((tmp_path / "bench" / "reliability.json").read_text())["trials_completed"] == 60
 
 
 def test_unreachable_database_is_a_clear_error(artifacts, tmp_path, capsys):

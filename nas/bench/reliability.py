@@ -2,12 +2,13 @@
 
 A small search (a supernet and predictors prepared once, reused by every run) is started as a
 real ``nas search`` subprocess on a SQLite study. Each cycle waits until the study has grown
-since the last look, waits a further random moment, kills the process with ``SIGKILL`` and
+since the last look and a further random moment (or, for ``early_kill_fraction`` of the
+cycles, a random moment of the start-up), kills the process with ``SIGKILL`` and
 reads the study back: every COMPLETE trial seen before must still be there with the same
 values (else it is *lost*). The next cycle continues with ``--resume``. After ``cycles`` kills
 a last ``--resume`` runs to the end.
 
-Record: ``cycles`` (kills that landed while trials were running), ``trials_requested``,
+Record: ``cycles`` (kills), ``kills_during_search`` (those aimed at the trial loop), ``trials_requested``,
 ``trials_completed`` (COMPLETE at the end), ``trials_lost`` (COMPLETE trials that vanished or
 changed), ``duplicate_trials`` (COMPLETE beyond the request plus repeated trial numbers), the
 FAIL trials the resumes left behind, and per-cycle details.
@@ -45,6 +46,8 @@ class ReliabilityBenchConfig:
     supernet: str | None = None
     predictors: str | None = None
     max_extra_wait_s: float = 1.5  # after the study grew, wait up to this long before the kill
+    early_kill_fraction: float = 0.2  # share of kills aimed at the start-up instead of the trial loop
+    max_startup_wait_s: float = 6.0
     timeout_s: float = 300.0  # per run
 
     def __post_init__(self) -> None:
@@ -52,6 +55,8 @@ class ReliabilityBenchConfig:
         check_positive_int("trials", self.trials)
         if not self.max_extra_wait_s >= 0:
             raise ValueError(f"max_extra_wait_s must be non-negative, got {self.max_extra_wait_s!r}")
+        if not 0.0 <= self.early_kill_fraction <= 1.0:
+            raise ValueError(f"early_kill_fraction must be in [0, 1], got {self.early_kill_fraction!r}")
 
 
 def _complete(storage_url: str, name: str) -> dict[int, tuple[float, ...]]:
@@ -85,7 +90,9 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
     url, name = f"sqlite:///{db.resolve()}", base.study_name
     cmd = [sys.executable, "-m", "nas.cli", "search", "--supernet", supernet, "--predictors", predictors,
            "--trials", str(config.trials), "--population-size", "16", "--seed", str(config.seed),
-           "--out", str(run), "--no-progress", "--quick", "--threads", str(base.threads)]
+           "--out", str(run), "--no-progress", "--quick", "--threads", str(base.threads),
+           # loose budgets: this bench counts trials; a budget no trial meets would end runs with exit code 2
+           "--latency-budget-ms", "1e6", "--memory-budget-mb", "1e6"]
     rng = random.Random(config.seed)
     seen: dict[int, tuple[float, ...]] = {}
     lost: set[int] = set()
@@ -96,12 +103,16 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
             resume = ["--resume"] if (run / "config.json").is_file() else []
             proc = subprocess.Popen(cmd + resume, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
             before = len(_complete(url, name)) if db.exists() else 0
-            deadline = time.monotonic() + config.timeout_s
-            while proc.poll() is None and time.monotonic() < deadline:  # until the study grows
-                if db.exists() and len(_complete(url, name)) > before:
-                    break
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, config.max_extra_wait_s))
+            early = rng.random() < config.early_kill_fraction
+            if early:  # while it starts up: loading models, opening or creating the study
+                time.sleep(rng.uniform(0.2, config.max_startup_wait_s))
+            else:
+                deadline = time.monotonic() + config.timeout_s
+                while proc.poll() is None and time.monotonic() < deadline:  # until the study grows
+                    if db.exists() and len(_complete(url, name)) > before:
+                        break
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, config.max_extra_wait_s))
             finished = proc.poll() is not None
             if not finished:
                 os.kill(proc.pid, signal.SIGKILL)
@@ -115,11 +126,12 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
             vanished = [n for n, v in seen.items() if now.get(n) != v]
             lost.update(vanished)
             seen.update(now)
-            details.append({"cycle": cycle, "killed": not finished, "returncode": proc.returncode,
+            details.append({"cycle": cycle, "killed": not finished, "during": "startup" if early else "search",
+                            "returncode": proc.returncode,
                             "complete_before": before, "complete_after": len(now), "vanished": vanished})
             if progress:
                 print(f"  cycle {cycle}: {'killed' if not finished else 'finished'} at {len(now)} complete trials",
-                      flush=True)
+                      file=sys.stderr, flush=True)
         proc = subprocess.run(cmd + ["--resume"], stdout=log, stderr=subprocess.STDOUT, timeout=config.timeout_s)
         final = _complete(url, name)
         lost.update(n for n, v in seen.items() if final.get(n) != v)
@@ -129,6 +141,7 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
     numbers = [n for n, _ in states]
     record = {
         "cycles": sum(d["killed"] for d in details),
+        "kills_during_search": sum(d["killed"] and d["during"] == "search" for d in details),
         "trials_requested": config.trials,
         "trials_completed": len(final),
         "trials_lost": len(lost),

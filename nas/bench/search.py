@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,7 +126,7 @@ def run_search_bench(config: SearchBenchConfig, *, out: str | Path, progress: bo
             if sampler == config.sampler and cached_scorer is None:
                 cached_scorer = sc
             if progress:
-                print(f"  {sampler} seed {config.seed + k}: {per_s:.1f} trials/s", flush=True)
+                print(f"  {sampler} seed {config.seed + k}: {per_s:.1f} trials/s", file=sys.stderr, flush=True)
     hv = study_hypervolumes(frames, objectives)
     hv_default = statistics.median(hv[f"{config.sampler}:{k}"] for k in range(config.seeds))
     hv_random = statistics.median(hv[f"random:{k}"] for k in range(config.seeds))
