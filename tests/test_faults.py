@@ -97,3 +97,19 @@ def test_corrupt_study_storage_is_named(search_run, tmp_path, capsys):
     assert "study.db" in err and "storage" in err
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["trials"] == 8  # the record of the run is not rewritten by the failed resume
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe binary garbage \x00", b"arch_id,latency_ms\n1,2\n"])
+def test_damaged_profile_table_is_named_and_kept(search_run, tmp_path, capsys, damage):
+    run = tmp_path / "run"
+    shutil.copytree(search_run, run)
+    shutil.rmtree(run / "predictors")  # the resume must profile and fit again, from profiles.csv
+    (run / "profiles.csv").write_bytes(damage)
+    before = _digest(run)
+    code = search_main(["--out", str(run), "--resume", "--quick", "--trials", "12", "--population-size", "8",
+                        "--supernet-epochs", "1", "--profile-n", "8", "--no-progress", "--format", "safetensors",
+                        "--latency-budget-ms", "1000", "--memory-budget-mb", "1000"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "profiles.csv" in err
+    assert _digest(run) == before
