@@ -52,6 +52,12 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
     assert result.log["steps"] == 40 and (out / "supernet.safetensors").is_file()
 
 
+def _resume_argv(run: Path) -> list[str]:
+    return ["--out", str(run), "--resume", "--quick", "--trials", "12", "--population-size", "8",
+            "--supernet-epochs", "1", "--profile-n", "8", "--no-progress", "--format", "safetensors",
+            "--latency-budget-ms", "1000", "--memory-budget-mb", "1000"]
+
+
 @pytest.fixture(scope="module")
 def search_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("faults") / "run"
@@ -74,9 +80,7 @@ def test_damaged_artifact_in_a_run_is_named_and_nothing_is_overwritten(search_ru
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00not what was written{")
     before = _digest(run)
-    code = search_main(["--out", str(run), "--resume", "--quick", "--trials", "12", "--population-size", "8",
-                        "--supernet-epochs", "1", "--profile-n", "8", "--no-progress", "--format", "safetensors",
-                        "--latency-budget-ms", "1000", "--memory-budget-mb", "1000"])
+    code = search_main(_resume_argv(run))
     assert code == 2
     err = capsys.readouterr().err
     assert Path(victim).name in err or str(path.parent) in err
@@ -106,9 +110,7 @@ def test_damaged_profile_table_is_named_and_kept(search_run, tmp_path, capsys, d
     shutil.rmtree(run / "predictors")  # the resume must profile and fit again, from profiles.csv
     (run / "profiles.csv").write_bytes(damage)
     before = _digest(run)
-    code = search_main(["--out", str(run), "--resume", "--quick", "--trials", "12", "--population-size", "8",
-                        "--supernet-epochs", "1", "--profile-n", "8", "--no-progress", "--format", "safetensors",
-                        "--latency-budget-ms", "1000", "--memory-budget-mb", "1000"])
+    code = search_main(_resume_argv(run))
     assert code == 2
     err = capsys.readouterr().err
     assert "profiles.csv" in err
