@@ -448,7 +448,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     try:
         study = open_study(storage=storage, study_name=cfg.study_name, problem=problem,
                            sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
-                           resume=cfg.resume, join=cfg.join)
+                           resume=cfg.resume, join=cfg.join, create_on_resume=cfg.storage is None)
         _json_write(out / "config.json", {**stored, "storage": storage, "budgets": [b.to_dict() for b in budgets],
                                           "objectives": list(cfg.objectives)})
         helpers = _start_workers(cfg, out, storage, budgets)

@@ -135,7 +135,8 @@ def problem_record(*, space: str, objectives: Sequence[str], batch_size: int, bu
 
 
 def open_study(*, storage: str | optuna.storages.BaseStorage | None, study_name: str, problem: dict[str, Any],
-               sampler: optuna.samplers.BaseSampler, resume: bool, join: bool = False) -> optuna.Study:
+               sampler: optuna.samplers.BaseSampler, resume: bool, join: bool = False,
+               create_on_resume: bool = False) -> optuna.Study:
     """Create the study, or load it (``resume`` / ``join``) after checking it solves the same problem.
 
     An existing study is refused unless ``resume`` (continue a stopped run) or ``join`` (another
@@ -144,6 +145,8 @@ def open_study(*, storage: str | optuna.storages.BaseStorage | None, study_name:
     device differ is refused naming the differences. Trials left RUNNING by dead workers are
     marked FAIL (:func:`fail_stale_trials`) so their share of trials is asked again, and the
     sampler's random state stored with the study is restored (:func:`restore_sampler_state`).
+    ``create_on_resume`` lets a resume create the study (a run killed before its study began:
+    the run directory's own storage, not a shared one).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     shown = describe_storage(storage)
@@ -153,7 +156,7 @@ def open_study(*, storage: str | optuna.storages.BaseStorage | None, study_name:
     if exists and not (resume or join):
         raise FileExistsError(f"study {study_name!r} already exists in {shown}; pass --resume to continue it, "
                               f"--join to add workers to it, or choose another --study-name / --out")
-    if resume and not exists:
+    if resume and not exists and not create_on_resume:
         raise ValueError(f"--resume: no study {study_name!r} in {shown}"
                          + (f"; it holds {', '.join(names)}" if names else "; it holds no study"))
     if not exists:

@@ -252,3 +252,32 @@ def test_unknown_storage_scheme_lists_valid_ones(artifacts, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "mysql://" in err and "journal:///" in err and "postgresql://" in err
+
+
+def test_sigkill_during_profiling_then_resume(artifacts, tmp_path):
+    """Killed while profiling (before its study exists), the search resumes from the last
+    profiled row and then runs its study."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "nas.cli", "search", "--supernet", artifacts["supernet"], "--quick",
+           "--profile-n", "10", "--trials", "16", "--population-size", "8", "--out", str(out), "--no-progress",
+           "--format", "safetensors", "--latency-budget-ms", "1000", "--memory-budget-mb", "1000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
+    table = out / "profiles.csv"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the search ended before it could be interrupted"
+            if table.exists() and len(table.read_text().splitlines()) >= 4:  # header + 3 rows
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not (out / "study.db").exists() and not (out / "predictors").exists()
+    rows_before = [line for line in table.read_text().splitlines()[1:] if line.strip()]
+    proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows_after = table.read_text().splitlines()[1:]
+    assert rows_after[: len(rows_before) - 1] == rows_before[:-1]  # measured rows kept (the last may be torn)
+    _check_exact(_study(f"sqlite:///{out / 'study.db'}"), 16)
+    assert (out / "predictors" / "latency" / "predictor.json").is_file()
