@@ -12,7 +12,11 @@ Phases, each resumable from what the run directory already holds (``--resume``):
    percentile of the profiled architectures' latency and memory.
 4. **Study** (``study.db``, ``trials.csv``, ``pareto.csv``): an Optuna multi-objective study
    (:mod:`nas.study`) scored by the supernet's inherited accuracy and the predictors
-   (:mod:`nas.scoring`), the budgets as its constraint.
+   (:mod:`nas.scoring`), the budgets as its constraint. ``workers`` > 1 starts helper
+   processes on the same study (a journal file by default, :mod:`nas.storage`); ``join``
+   adds this process to a study another worker created in a shared ``storage`` (PostgreSQL
+   across machines). A database that fails mid-search raises
+   :class:`nas.storage.StorageUnavailable`; everything told before is kept.
 5. **Picks** (``picks.json``): per budget, the most accurate trial predicted to meet it is
    **measured** on the device; if the measurement misses the budget, the predictions of the
    remaining candidates are scaled by the underestimate the miss revealed and the most accurate
