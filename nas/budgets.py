@@ -47,17 +47,18 @@ class Budget:
             parts.append(f"memory ≤ {self.memory_mb:.4g} MB")
         return ", ".join(parts) or "no limit"
 
+    def overshoot(self, latency_ms: float, memory_mb: float) -> dict[str, float | None]:
+        """Relative overshoot per limit (0.1 = 10 % over, negative = under); None where unlimited."""
+        return {"latency": None if self.latency_ms is None else latency_ms / self.latency_ms - 1.0,
+                "memory": None if self.memory_mb is None else memory_mb / self.memory_mb - 1.0}
+
     def excess(self, latency_ms: float, memory_mb: float) -> float:
         """Largest relative overshoot (0.1 = 10 % over); ≤ 0 when both limits are met. A
         non-finite cost (a failed measurement) meets no budget: ``inf``."""
         if not (math.isfinite(latency_ms) and math.isfinite(memory_mb)):
             return math.inf
-        out = -math.inf
-        if self.latency_ms is not None:
-            out = max(out, latency_ms / self.latency_ms - 1.0)
-        if self.memory_mb is not None:
-            out = max(out, memory_mb / self.memory_mb - 1.0)
-        return out if out != -math.inf else -1.0
+        limited = [v for v in self.overshoot(latency_ms, memory_mb).values() if v is not None]
+        return max(limited) if limited else -1.0
 
     def meets(self, latency_ms: float, memory_mb: float) -> bool:
         return self.excess(latency_ms, memory_mb) <= 0.0

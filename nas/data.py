@@ -283,7 +283,8 @@ def dataset_names() -> list[str]:
 def default_dataset(space: str) -> str:
     """The dataset a search space is built for; a space without one raises, naming the choices."""
     if space not in DEFAULT_DATASET:
-        raise ValueError(f"space {space!r} has no default dataset; pass one of: {', '.join(dataset_names())}")
+        raise ValueError(f"space {space!r} has no default dataset; pass --dataset (one of: "
+                         f"{', '.join(dataset_names())})")
     return DEFAULT_DATASET[space]
 
 

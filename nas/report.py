@@ -36,6 +36,7 @@ import pandas as pd
 
 from nas.pareto import hypervolume_history, normalize, pareto_mask
 from nas.plots import _plt, _save
+from nas.run_dir import write_text_atomic
 from search_spaces.arch import ArchConfig
 
 __all__ = [
@@ -743,17 +744,6 @@ def _report_md(record: RunRecord, pareto_name: str, hv_name: str) -> str:
 # ---------------------------------------------------------------------------- writing
 
 
-def _write_text_atomic(path: Path, text: str) -> Path:
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_report(run_dir: str | Path) -> dict[str, Path]:
     """Render ``run_dir`` into ``pareto.png``, ``hypervolume.png``, ``report.html`` and ``report.md``.
 
@@ -765,6 +755,6 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     out = record.run_dir
     pareto_png = pareto_plot(record, out / "pareto.png")
     hv_png = hypervolume_plot(record, out / "hypervolume.png")
-    report_html = _write_text_atomic(out / "report.html", _report_html(record, pareto_png, hv_png))
-    report_md = _write_text_atomic(out / "report.md", _report_md(record, pareto_png.name, hv_png.name))
+    report_html = write_text_atomic(out / "report.html", _report_html(record, pareto_png, hv_png))
+    report_md = write_text_atomic(out / "report.md", _report_md(record, pareto_png.name, hv_png.name))
     return {"pareto_png": pareto_png, "hypervolume_png": hv_png, "html": report_html, "markdown": report_md}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_new_run_dir", "prepare_run_dir", "read_run_config"]
+__all__ = ["check_new_run_dir", "prepare_run_dir", "read_run_config", "write_text_atomic"]
 
 
 def check_new_run_dir(out: str | Path, *, hint: str = "choose another --out") -> Path:
@@ -38,3 +40,17 @@ def read_run_config(run_dir: str | Path, *, kind: str = "nas-search") -> dict[st
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a {kind} config")
     return data
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: a reader
+    (or a crash) never sees half a record."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

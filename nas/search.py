@@ -44,15 +44,14 @@ import optuna
 import torch
 from tqdm.auto import tqdm
 
-from nas.budgets import Budget, auto_budgets
+from nas.budgets import Budget, auto_budgets, budgets_from_lists
 from nas.data import dataset_names, default_dataset, load_dataset
 from nas.export import EXPORT_FORMATS, export_model, parse_formats
 from nas.profiling import ProfileRunConfig, collect_profiles
 from nas.report import write_report
-from nas.run_dir import check_new_run_dir, read_run_config
+from nas.run_dir import check_new_run_dir, read_run_config, write_text_atomic
 from nas.scoring import ArchScorer
-from nas.storage import SCHEMES as STORAGE_SCHEMES
-from nas.storage import StorageUnavailable, create_storage, describe_storage
+from nas.storage import StorageUnavailable, check_storage_url, create_storage, describe_storage
 from nas.study import (SAMPLERS, create_sampler, open_study, pareto_frame, parse_objectives, problem_record,
                        run_trials, trials_frame)
 from nas.supernet_train import SupernetConfig, evaluate_arch, load_supernet, train_supernet
@@ -60,7 +59,7 @@ from nas.train import TrainConfig, set_seed
 from predictors.predictor import Predictor
 from predictors.table import aggregate_profiles, read_profiles, rows_for
 from profilers.fingerprint import device_fingerprint
-from profilers.profile import LatencySettings, profile
+from profilers.profile import profile
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int
 from search_spaces.space import create_space
@@ -125,9 +124,8 @@ class SearchConfig:
         object.__setattr__(self, "latency_budgets_ms", tuple(self.latency_budgets_ms))
         object.__setattr__(self, "memory_budgets_mb", tuple(self.memory_budgets_mb))
         self.budgets()  # validates the limits and their pairing
-        if self.storage is not None and not self.storage.startswith(STORAGE_SCHEMES):
-            raise ValueError(f"unsupported storage URL {describe_storage(self.storage)!r}; valid forms: "
-                             f"sqlite:///PATH, journal:///PATH, postgresql://USER@HOST[:PORT]/DB")
+        if self.storage is not None:
+            check_storage_url(self.storage)
         if self.resume and self.join:
             raise ValueError("give --resume (continue this run directory's study) or --join (add a worker to a "
                              "shared study), not both")
@@ -137,8 +135,6 @@ class SearchConfig:
             raise ValueError(f"profile_n must be at least 8 to fit predictors, got {self.profile_n}")
 
     def budgets(self) -> list[Budget]:
-        from nas.budgets import budgets_from_lists
-
         return budgets_from_lists(self.latency_budgets_ms, self.memory_budgets_mb)
 
     def resolved(self) -> "SearchConfig":
@@ -172,9 +168,7 @@ class SearchResult:
 
 
 def _json_write(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _run_dir(cfg: SearchConfig) -> Path:
@@ -218,8 +212,8 @@ def obtain_supernet(cfg: SearchConfig, out: Path, progress: bool):
 def _load_predictors(directory: Path, cfg: SearchConfig, fingerprint: dict[str, Any]) -> dict[str, Predictor]:
     preds = {}
     for target in ("latency", "memory"):
-        d = directory / target if (directory / target / "predictor.json").is_file() else None
-        if d is None:
+        d = directory / target
+        if not (d / "predictor.json").is_file():
             raise FileNotFoundError(f"{directory} holds no {target} predictor ({directory / target}/predictor.json); "
                                     f"`nas predictors fit --out {directory}` writes one")
         pred = Predictor.load(d, fingerprint=fingerprint, force=cfg.force)
@@ -245,11 +239,11 @@ def obtain_predictors(cfg: SearchConfig, out: Path, fingerprint: dict[str, Any],
                            max_passes=max(cfg.profile_passes, 5 if cfg.profile_passes > 1 else 1))
     table = collect_profiles(run, out / "profiles.csv", progress=progress)
     folds = 5 if len(table) >= 25 else 4
+    rows = rows_for(read_profiles(out / "profiles.csv"), fingerprint_id=table["fingerprint_id"].iloc[0],
+                    batch_sizes=[cfg.batch_size], space=cfg.space)  # every pass, as the predictors fit them
     preds = {}
     for target in ("latency", "memory"):
-        preds[target] = Predictor(target=target, seed=cfg.seed, folds=folds).fit(
-            rows_for(read_profiles(out / "profiles.csv"), fingerprint_id=table["fingerprint_id"].iloc[0],
-                     batch_sizes=[cfg.batch_size], space=cfg.space))
+        preds[target] = Predictor(target=target, seed=cfg.seed, folds=folds).fit(rows)
         preds[target].save(pred_dir / target)
     return preds
 
@@ -292,7 +286,7 @@ def _start_workers(cfg: SearchConfig, out: Path, storage: str, budgets: list[Bud
     for i in range(1, cfg.workers):
         wcfg = replace(cfg, storage=storage, resume=False, join=True, workers=1, seed=cfg.seed + 1000 * i,
                        out=str(out))
-        p = ctx.Process(target=search_worker, args=(wcfg.to_dict(), [b.to_dict() for b in budgets], cfg.seed),
+        p = ctx.Process(target=search_worker, args=(wcfg, budgets, cfg.seed),
                         name=f"nas-search-worker-{i}")
         p.start()
         procs.append(p)
@@ -307,32 +301,35 @@ def _join_workers(procs: list) -> None:
         raise RuntimeError(f"search worker(s) failed: {', '.join(bad)}; the study keeps their completed trials")
 
 
-def search_worker(config: dict[str, Any], budgets: list[dict[str, Any]], data_seed: int) -> int:
+def search_worker(cfg: SearchConfig, budgets: list[Budget], data_seed: int) -> int:
     """A helper process of ``--workers N``: score trials of the run's study until it is full.
 
     It loads the run's supernet and predictors, joins the study (same problem record) with its
     own sampler seed, and runs trials; picks, exports and the report stay with the main process.
     """
-    cfg = SearchConfig(**{**config, "latency_budgets_ms": tuple(config["latency_budgets_ms"]),
-                          "memory_budgets_mb": tuple(config["memory_budgets_mb"]),
-                          "objectives": tuple(config["objectives"]), "formats": tuple(config["formats"])})
     out = Path(cfg.out)
     torch.set_num_threads(1)
     fp = device_fingerprint(cfg.device, threads=cfg.threads)
     supernet = obtain_supernet(cfg, out, progress=False)
     preds = obtain_predictors(cfg, out, fp.to_dict(), progress=False)
     splits = load_dataset(cfg.dataset, seed=data_seed, data_dir=cfg.data_dir)  # the main process's split
-    scorer = ArchScorer(supernet=supernet, val_data=splits.val, latency=preds["latency"], memory=preds["memory"],
-                        batch_size=cfg.batch_size, device=cfg.device)
-    budget_list = [Budget.from_dict(b) for b in budgets]
-    problem = problem_record(space=cfg.space, objectives=cfg.objectives, batch_size=cfg.batch_size,
-                             budgets=budget_list, dataset=cfg.dataset, fingerprint_id=fp.fingerprint_id)
+    scorer, problem = _scoring(cfg, supernet, preds, splits.val, budgets, fp.fingerprint_id)
     study = open_study(storage=cfg.storage, study_name=cfg.study_name, problem=problem,
                        sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
                        resume=False, join=True)
-    return run_trials(study, space=supernet.space, score=scorer.score, budgets=budget_list,
+    return run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets,
                       objectives=cfg.objectives, n_trials=cfg.trials, batch=min(cfg.population_size, 16),
                       progress=False)
+
+
+def _scoring(cfg: SearchConfig, supernet, preds: dict[str, Predictor], val_data, budgets: list[Budget],
+             fingerprint_id: str) -> tuple[ArchScorer, dict[str, Any]]:
+    """The scorer of trials and the problem record of the study (main process and helpers alike)."""
+    scorer = ArchScorer(supernet=supernet, val_data=val_data, latency=preds["latency"], memory=preds["memory"],
+                        batch_size=cfg.batch_size, device=cfg.device)
+    problem = problem_record(space=cfg.space, objectives=cfg.objectives, batch_size=cfg.batch_size,
+                             budgets=budgets, dataset=cfg.dataset, fingerprint_id=fingerprint_id)
+    return scorer, problem
 
 
 # --- phase 5: picks ------------------------------------------------------------------------------
@@ -354,11 +351,6 @@ class _Measurer:
                 "latency_p90_ms": rec.latency.p90_ms, "peak_mem_mb": rec.peak_infer_mem_mb,
                 "suspect": rec.suspect}
         return self.cache[arch.arch_id]
-
-
-def _excess_pct(budget: Budget, latency_ms: float, memory_mb: float) -> dict[str, float | None]:
-    return {"latency": None if budget.latency_ms is None else 100.0 * (latency_ms / budget.latency_ms - 1.0),
-            "memory": None if budget.memory_mb is None else 100.0 * (memory_mb / budget.memory_mb - 1.0)}
 
 
 def _pick(budget: Budget, index: int, trials, measure: _Measurer, smallest: dict[str, Any],
@@ -390,10 +382,12 @@ def _pick(budget: Budget, index: int, trials, measure: _Measurer, smallest: dict
             break
         scale["latency"] = max(scale["latency"], m["latency_ms"] / row.pred_latency_ms)
         scale["memory"] = max(scale["memory"], m["peak_mem_mb"] / row.pred_peak_mem_mb)
-    row, arch, m = next(((r, a, mm) for r, a, mm in tried if budget.meets(mm["latency_ms"], mm["peak_mem_mb"])),
-                        min(tried, key=lambda t: budget.excess(t[2]["latency_ms"], t[2]["peak_mem_mb"])))
-    met = budget.meets(m["latency_ms"], m["peak_mem_mb"])
-    excess = _excess_pct(budget, m["latency_ms"], m["peak_mem_mb"])
+    # the loop stops at the first candidate that meets the budget; none did: the smallest miss
+    met = budget.meets(tried[-1][2]["latency_ms"], tried[-1][2]["peak_mem_mb"])
+    row, arch, m = tried[-1] if met else min(tried, key=lambda t: budget.excess(t[2]["latency_ms"],
+                                                                                t[2]["peak_mem_mb"]))
+    overshoot = budget.overshoot(m["latency_ms"], m["peak_mem_mb"])
+    excess = {k: None if v is None else 100.0 * v for k, v in overshoot.items()}
     if met:
         msg = f"meets {budget.label} when measured"
     else:
@@ -445,10 +439,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     storage = cfg.storage or _default_storage(cfg, out)
 
     t = time.perf_counter()
-    scorer = ArchScorer(supernet=supernet, val_data=splits.val, latency=preds["latency"], memory=preds["memory"],
-                        batch_size=cfg.batch_size, device=cfg.device)
-    problem = problem_record(space=cfg.space, objectives=cfg.objectives, batch_size=cfg.batch_size, budgets=budgets,
-                             dataset=cfg.dataset, fingerprint_id=fp.fingerprint_id)
+    scorer, problem = _scoring(cfg, supernet, preds, splits.val, budgets, fp.fingerprint_id)
     try:
         study = open_study(storage=storage, study_name=cfg.study_name, problem=problem,
                            sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
@@ -469,8 +460,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
                 f"in it: once it is back, continue with --resume (or --join)") from None
         raise
     phases["search_s"] = time.perf_counter() - t
-    trials.to_csv(out / "trials.csv", index=False)
-    pareto_frame(trials, cfg.objectives).to_csv(out / "pareto.csv", index=False)
+    pareto = _write_tables(out, trials, cfg.objectives)
 
     t = time.perf_counter()
     measure = _Measurer(cfg, supernet, splits.test)
@@ -498,7 +488,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
                "trials_failed": int(((trials["state"] == "FAIL") & ~trials["surplus"].astype(bool)).sum()),
                "trials_surplus": int(trials["surplus"].astype(bool).sum()),
                "trials_per_s": ran / phases["search_s"] if ran and phases["search_s"] > 0 else None,
-               "accuracy_evaluations": scorer.evaluations, "pareto_size": int(len(pareto_frame(trials, cfg.objectives))),
+               "accuracy_evaluations": scorer.evaluations, "pareto_size": len(pareto),
                "all_budgets_met": all(p["status"] == "met" for p in picks),
                "infeasible_budgets": [p["budget"]["label"] for p in picks if p["status"] == "infeasible"],
                "minutes": (time.perf_counter() - t_start) / 60.0}
@@ -523,7 +513,13 @@ def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
         study = optuna.load_study(study_name=name, storage=create_storage(storage))
     except KeyError:
         raise ValueError(f"study {name!r} not found in {storage}") from None
-    trials = trials_frame(study, n_budgets)
-    trials.to_csv(run_dir / "trials.csv", index=False)
-    pareto_frame(trials, objectives).to_csv(run_dir / "pareto.csv", index=False)
+    _write_tables(run_dir, trials_frame(study, n_budgets), objectives)
     return write_report(run_dir)
+
+
+def _write_tables(run_dir: Path, trials, objectives: Sequence[str]):
+    """``trials.csv`` and ``pareto.csv`` of a run; returns the Pareto frame."""
+    pareto = pareto_frame(trials, objectives)
+    trials.to_csv(run_dir / "trials.csv", index=False)
+    pareto.to_csv(run_dir / "pareto.csv", index=False)
+    return pareto

@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-__all__ = ["SCHEMES", "StorageUnavailable", "create_storage", "describe_storage", "worker_alive", "worker_id"]
+__all__ = ["SCHEMES", "StorageUnavailable", "check_storage_url", "create_storage", "describe_storage", "worker_alive", "worker_id"]
 
 SCHEMES = ("sqlite:///", "journal:///", "postgresql://", "postgresql+psycopg2://")
 HEARTBEAT_INTERVAL_S = 10
@@ -78,6 +78,15 @@ def _postgres(url: str) -> optuna.storages.BaseStorage:
                                           heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S)
 
 
+def check_storage_url(url: str) -> str:
+    """The scheme of a storage URL; an unsupported one raises, listing the valid forms."""
+    scheme = next((s for s in SCHEMES if url.startswith(s)), None)
+    if scheme is None:
+        raise ValueError(f"unsupported storage URL {describe_storage(url)!r}; valid forms: sqlite:///PATH, "
+                         f"journal:///PATH, postgresql://USER@HOST[:PORT]/DB")
+    return scheme
+
+
 def create_storage(url: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
     """The storage a URL names (see the module docstring); a storage object is returned as is."""
     if url is None:
@@ -86,10 +95,7 @@ def create_storage(url: str | optuna.storages.BaseStorage | None) -> optuna.stor
         return url
     makers = {"sqlite:///": _sqlite, "journal:///": _journal, "postgresql://": _postgres,
               "postgresql+psycopg2://": _postgres}
-    scheme = next((s for s in SCHEMES if url.startswith(s)), None)
-    if scheme is None:
-        raise ValueError(f"unsupported storage URL {describe_storage(url)!r}; valid forms: sqlite:///PATH, "
-                         f"journal:///PATH, postgresql://USER@HOST[:PORT]/DB")
+    scheme = check_storage_url(url)
     try:
         return makers[scheme](url)
     except StorageUnavailable:

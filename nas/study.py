@@ -250,10 +250,6 @@ def _sampler_rngs(sampler: optuna.samplers.BaseSampler) -> dict[str, np.random.R
     return out
 
 
-def completed(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-
 def run_trials(study: optuna.Study, *, space: SearchSpace, score: Callable[[list[ArchConfig]], list[ArchScore]],
                budgets: Sequence[Budget], objectives: Sequence[str], n_trials: int, batch: int = 16,
                progress: bool = True, on_batch: Callable[[int], None] | None = None) -> int:
@@ -274,8 +270,7 @@ def run_trials(study: optuna.Study, *, space: SearchSpace, score: Callable[[list
     dists = {name: optuna.distributions.CategoricalDistribution(list(choices)) for name, choices in params}
     shared = not isinstance(study._storage, optuna.storages.InMemoryStorage)
     me = worker_id()
-    done_before = completed(study)
-    bar = tqdm(total=n_trials, initial=min(done_before, n_trials), desc="search", unit="trial", disable=not progress)
+    bar = tqdm(total=n_trials, desc="search", unit="trial", disable=not progress)  # set from the study each round
     told = 0
     try:
         while True:

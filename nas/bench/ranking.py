@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import json
-import random
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
@@ -29,7 +28,7 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
-from nas.data import DEFAULT_DATASET, load_dataset
+from nas.data import DEFAULT_DATASET, default_dataset, load_dataset
 from nas.supernet_train import SupernetConfig, evaluate_arch, train_supernet
 from nas.train import TrainConfig, evaluate, set_seed, train_model
 from search_spaces.arch import ArchConfig
@@ -76,9 +75,7 @@ def spread_archs(space: SearchSpace, k: int, *, seed: int) -> list[ArchConfig]:
 def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     space = create_space(config.space)
-    dataset = config.dataset or DEFAULT_DATASET.get(config.space)
-    if dataset is None:
-        raise ValueError(f"space {config.space!r} has no default dataset; pass --dataset")
+    dataset = config.dataset or default_dataset(config.space)
     recipe = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device)
     out = Path(out)
     sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)

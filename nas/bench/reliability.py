@@ -59,19 +59,33 @@ class ReliabilityBenchConfig:
             raise ValueError(f"early_kill_fraction must be in [0, 1], got {self.early_kill_fraction!r}")
 
 
-def _complete(storage_url: str, name: str) -> dict[int, tuple[float, ...]]:
-    """COMPLETE trials of the study: number → values (empty while it does not exist yet)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = create_storage(storage_url)
-    if name not in [s.study_name for s in optuna.get_all_study_summaries(storage)]:
-        return {}
-    study = optuna.load_study(study_name=name, storage=storage)
-    return {t.number: tuple(t.values) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+class _StudyReader:
+    """Reads the search's SQLite study from outside; opens the file once it exists (opening it
+    earlier would create the run directory the search has not made yet)."""
 
+    def __init__(self, db: Path, name: str) -> None:
+        self.db, self.name, self.storage = db, name, None
 
-def _all_states(storage_url: str, name: str) -> list[tuple[int, str]]:
-    study = optuna.load_study(study_name=name, storage=create_storage(storage_url))
-    return [(t.number, t.state.name) for t in study.get_trials(deepcopy=False)]
+    def _study(self) -> optuna.Study | None:
+        if self.storage is None:
+            if not self.db.exists():
+                return None
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            self.storage = create_storage(f"sqlite:///{self.db.resolve()}")
+        if self.name not in [s.study_name for s in optuna.get_all_study_summaries(self.storage)]:
+            return None
+        return optuna.load_study(study_name=self.name, storage=self.storage)
+
+    def complete(self) -> dict[int, tuple[float, ...]]:
+        """COMPLETE trials: number → values (empty while the study does not exist yet)."""
+        study = self._study()
+        if study is None:
+            return {}
+        return {t.number: tuple(t.values) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+
+    def states(self) -> list[tuple[int, str]]:
+        study = self._study()
+        return [] if study is None else [(t.number, t.state.name) for t in study.get_trials(deepcopy=False)]
 
 
 def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -87,7 +101,7 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
     predictors = config.predictors or str(out / "base" / "predictors")
     run = out / "search"
     db = run / "study.db"
-    url, name = f"sqlite:///{db.resolve()}", base.study_name
+    reader = _StudyReader(db, base.study_name)
     cmd = [sys.executable, "-m", "nas.cli", "search", "--supernet", supernet, "--predictors", predictors,
            "--trials", str(config.trials), "--population-size", "16", "--seed", str(config.seed),
            "--out", str(run), "--no-progress", "--quick", "--threads", str(base.threads),
@@ -102,14 +116,14 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
         for cycle in range(config.cycles):
             resume = ["--resume"] if (run / "config.json").is_file() else []
             proc = subprocess.Popen(cmd + resume, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-            before = len(_complete(url, name)) if db.exists() else 0
+            before = len(reader.complete())
             early = rng.random() < config.early_kill_fraction
             if early:  # while it starts up: loading models, opening or creating the study
                 time.sleep(rng.uniform(0.2, config.max_startup_wait_s))
             else:
                 deadline = time.monotonic() + config.timeout_s
                 while proc.poll() is None and time.monotonic() < deadline:  # until the study grows
-                    if db.exists() and len(_complete(url, name)) > before:
+                    if len(reader.complete()) > before:
                         break
                     time.sleep(0.05)
                 time.sleep(rng.uniform(0.0, config.max_extra_wait_s))
@@ -122,7 +136,7 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
                 tail = (out / "runs.log").read_text().strip().splitlines()[-3:]
                 raise RuntimeError(f"the search failed on its own (exit code {proc.returncode}) in cycle {cycle}: "
                                    + " | ".join(tail))
-            now = _complete(url, name)
+            now = reader.complete()
             vanished = [n for n, v in seen.items() if now.get(n) != v]
             lost.update(vanished)
             seen.update(now)
@@ -133,9 +147,9 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
                 print(f"  cycle {cycle}: {'killed' if not finished else 'finished'} at {len(now)} complete trials",
                       file=sys.stderr, flush=True)
         proc = subprocess.run(cmd + ["--resume"], stdout=log, stderr=subprocess.STDOUT, timeout=config.timeout_s)
-        final = _complete(url, name)
+        final = reader.complete()
         lost.update(n for n, v in seen.items() if final.get(n) != v)
-        states = _all_states(url, name)
+        states = reader.states()
     finally:
         log.close()
     numbers = [n for n, _ in states]
