@@ -13,13 +13,16 @@
 3. Every architecture is measured again in ``passes − 1`` later passes, each in its own seeded
    order, so a burst of load from other tenants of a shared machine hits one measurement of
    an architecture, not all; the table keeps every pass and fitting uses their median. An
-   architecture whose passes still disagree — median absolute deviation over the median above
-   ``max_pass_mad`` — gets extra passes, up to ``max_passes``.
+   architecture whose passes still disagree — median absolute deviation over the median of
+   its latency relative to the reference (4.) above ``max_pass_mad`` — gets extra passes, up
+   to ``max_passes``.
 4. A fixed **reference architecture** (:func:`reference_arch`, the middle choice in every
-   dimension) is re-measured every ``reference_every_s`` seconds and each row records the
-   latest reference latency (``ref_latency_ms``): the machine's speed at that moment. A shared
-   machine's speed drifts by ±10 % over minutes; predictors can then learn latency at one
-   reference speed (see :class:`predictors.Predictor`, ``normalize``).
+   dimension) is timed interleaved with every measurement, call by call
+   (:func:`profilers.timing.measure_latency_paired`), and each row records its latency
+   (``ref_latency_ms``): the machine's speed at that moment. A shared machine's speed moves by
+   tens of percent from one second to the next and drifts over minutes, while the ratio of
+   two interleaved medians holds to about a percent; predictors learn latency at one reference
+   speed (see :class:`predictors.Predictor`, ``normalize``).
 5. Each measurement is :func:`profilers.profile`; a measurement whose spread
    ``(p90 − p10) / median`` exceeds ``max_spread`` or whose median never settled (a busy
    machine) is retried; the first good try is kept, else the tightest, and its row says so in
@@ -47,6 +50,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from predictors.features import arch_features
@@ -56,6 +60,7 @@ from profilers.fingerprint import device_fingerprint
 from profilers.profile import LatencySettings, ProfileRecord, profile
 from search_spaces.arch import ArchConfig, BlockArch, StageArch
 from search_spaces.layers import check_positive_int
+from search_spaces.networks import QuadraNet
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = ["ProfileRunConfig", "collect_profiles", "measure_arch", "records_path", "reference_arch"]
@@ -76,7 +81,6 @@ class ProfileRunConfig:
     passes: int = 3
     max_passes: int = 7
     max_pass_mad: float = 0.03
-    reference_every_s: float = 5.0
     retries: int = 2
     max_spread: float = 0.25
     with_ops: bool | None = None  # per-op (and on CUDA per-kernel) records; default: on CUDA only
@@ -102,8 +106,6 @@ class ProfileRunConfig:
             raise ValueError(f"adaptive_fraction must be in [0, 1), got {self.adaptive_fraction!r}")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ValueError(f"retries must be a non-negative integer, got {self.retries!r}")
-        if not self.reference_every_s > 0:
-            raise ValueError(f"reference_every_s must be positive, got {self.reference_every_s!r}")
         if not self.max_spread > 0:
             raise ValueError(f"max_spread must be positive, got {self.max_spread!r}")
 
@@ -121,16 +123,23 @@ def _spread(record: ProfileRecord) -> float:
     return (lat.p90_ms - lat.p10_ms) / lat.median_ms
 
 
-def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: LatencySettings = LatencySettings()
-                 ) -> ProfileRecord:
-    """Profile ``arch``; retry a noisy measurement up to ``config.retries`` times, keep the tightest."""
+# Paired sampling (4.): 10 pairs at least (rounds of 5), after 3 warm-up pairs — the ratio to the
+# reference settles in far fewer calls than a latency timed alone, and at large batch sizes each
+# pair costs tens of milliseconds.
+PAIRED_LATENCY = LatencySettings(warmup=3, warmup_seconds=0.1, min_repeats=10)
+
+
+def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: LatencySettings = PAIRED_LATENCY,
+                 reference: torch.nn.Module | ArchConfig | None = None) -> ProfileRecord:
+    """Profile ``arch`` (timed interleaved with ``reference`` when given); retry a noisy
+    measurement up to ``config.retries`` times, keep the tightest."""
     def ok(rec: ProfileRecord) -> bool:
         return rec.latency.stable and _spread(rec) <= config.max_spread
 
     best = None
     for _ in range(config.retries + 1):
         rec = profile(arch, device=config.device, batch_size=config.batch_size, threads=config.threads,
-                      latency=latency, with_ops=config.records_ops)
+                      latency=latency, with_ops=config.records_ops, reference=reference)
         if best is None or (not ok(rec), _spread(rec)) < (not ok(best), _spread(best)):
             best = rec
         if ok(best):
@@ -147,21 +156,6 @@ def reference_arch(space: SearchSpace) -> ArchConfig:
                       order=mid(space.order_choices))
     return ArchConfig(space=space.name, stages=tuple(StageArch(width=mid(ws), blocks=(block,) * mid(ds))
                                                      for ds, ws in zip(space.depth_choices, space.width_choices)))
-
-
-class _Reference:
-    """Re-measures the reference architecture every ``every_s`` seconds; rows carry the latest."""
-
-    def __init__(self, arch: ArchConfig, config: ProfileRunConfig) -> None:
-        self.arch, self.config = arch, config
-        self.latency_ms = None
-        self.at = -float("inf")
-
-    def current(self) -> float:
-        if time.perf_counter() - self.at > self.config.reference_every_s:
-            self.latency_ms = measure_arch(self.arch, self.config).latency.median_ms
-            self.at = time.perf_counter()
-        return self.latency_ms
 
 
 def _macs_key(space: SearchSpace, batch_size: int) -> Callable[[ArchConfig], float]:
@@ -252,14 +246,13 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[
     bar = tqdm(total=total, initial=have, desc=f"profile {space.name} b{config.batch_size}",
                unit="run", disable=not progress)
 
-    ref = _Reference(reference_arch(space), config)
+    ref_arch = reference_arch(space)
+    ref_model = QuadraNet(space.to_net_config(ref_arch))  # built once: every measurement times it
 
     def measure(arch: ArchConfig, p: int, source: str) -> None:
-        ref_ms = ref.current()
-        rec = measure_arch(arch, config)
+        rec = measure_arch(arch, config, reference=ref_model)
         row = rec.to_row()
-        row["ref_arch_id"] = ref.arch.arch_id
-        row["ref_latency_ms"] = ref_ms
+        row["ref_arch_id"] = ref_arch.arch_id
         row["sample_source"] = source
         row["pass"] = p
         if config.records_ops:
@@ -313,7 +306,9 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[
         # Extra passes for architectures whose passes disagree (a burst of load hit some).
         for p in range(config.passes, config.max_passes):
             agg = aggregate_profiles(mine())
-            noisy = [a for a, mad, n in zip(agg["arch_id"].astype(str), agg["latency_pass_mad"], agg["passes"])
+            mad_col = "ref_ratio_pass_mad" if agg.get("ref_ratio_pass_mad", pd.Series(dtype=float)).notna().all() \
+                else "latency_pass_mad"
+            noisy = [a for a, mad, n in zip(agg["arch_id"].astype(str), agg[mad_col], agg["passes"])
                      if a in arch_of and ((mad > config.max_pass_mad and n <= p) or (a, p) in done)]
             todo = [a for a in noisy if (a, p) not in done]
             if not noisy:

@@ -135,6 +135,13 @@ _MEDIAN_COLUMNS = ["latency_ms", "latency_p10_ms", "latency_p90_ms", "peak_infer
 KEY = ["arch_id", "batch_size", "fingerprint_id"]
 
 
+def _rel_mad(v: pd.Series) -> float:
+    """Median absolute deviation over the median (NaN if any value is missing)."""
+    if v.isna().any():
+        return float("nan")
+    return float((v - v.median()).abs().median() / v.median())
+
+
 def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (arch_id, batch_size, fingerprint_id): the median over its passes.
 
@@ -143,7 +150,8 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     at the same time; NaN without a reference); ``latency_pass_mad`` is the median absolute deviation of the passes' latencies over their
     median (how well the median is pinned down; one outlying pass does not move it);
     ``latency_pass_spread`` is (max − min) / median of the
-    passes' latencies; ``suspect`` joins the passes' notes. Other columns are the first pass's.
+    passes' latencies; ``ref_ratio_pass_mad`` is the same for ``ref_ratio`` (NaN without a
+    reference); ``suspect`` joins the passes' notes. Other columns are the first pass's.
     """
     if len(df) == 0:
         return df.assign(passes=pd.Series(dtype=int), latency_pass_spread=pd.Series(dtype=float),
@@ -166,7 +174,9 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     lat = groups["latency_ms"]
     first["passes"] = groups.size()
     first["latency_pass_spread"] = (lat.max() - lat.min()) / lat.median()
-    first["latency_pass_mad"] = lat.agg(lambda v: float((v - v.median()).abs().median() / v.median()))
+    first["latency_pass_mad"] = lat.agg(_rel_mad)
+    if "ref_ratio" in df:
+        first["ref_ratio_pass_mad"] = groups["ref_ratio"].agg(_rel_mad)
     if "suspect" in df:
         first["suspect"] = groups["suspect"].agg(lambda s: "; ".join(sorted({v for v in s.astype(str) if v})))
     return first.reset_index()

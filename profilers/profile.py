@@ -5,7 +5,11 @@ One call produces a :class:`ProfileRecord`:
 - **latency** of an inference forward at ``batch_size``: warm-up, then repeats until the median
   is stable or a cap is hit (:func:`profilers.timing.measure_latency`); median, p10, p90 and the
   number of repeats. CUDA work is timed with events after synchronising; CPU work with a fixed
-  thread count (``threads``, restored afterwards).
+  thread count (``threads``, restored afterwards). With a ``reference`` (a model or an
+  architecture), its forward is timed interleaved call by call with the target's
+  (:func:`profilers.timing.measure_latency_paired`) and the record also carries the
+  reference's latency: the machine's speed at that moment, for ratios that a shared machine's
+  drifting speed does not disturb.
 - **memory**: peak inference memory (one forward under ``torch.inference_mode``) and peak
   training memory (forward, cross-entropy, backward, with gradients allocated inside), plus
   parameter bytes. CUDA: ``torch.cuda.max_memory_allocated`` after a reset, which includes
@@ -37,7 +41,7 @@ from profilers.fingerprint import ClockReading, DeviceFingerprint, clock_change,
 from profilers.kernels import KernelRecord, kernel_records_from_trace
 from profilers.memory import cpu_memory_events, peak_cuda_memory_bytes, peak_from_memory_events
 from profilers.quiet import filtered_native_stderr
-from profilers.timing import TimingStats, measure_latency, synchronize
+from profilers.timing import TimingStats, measure_latency, measure_latency_paired, synchronize
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int
 from search_spaces.networks import QuadraNet
@@ -94,6 +98,8 @@ class ProfileRecord:
     arch: ArchConfig | None = None
     ops: tuple[OpRecord, ...] = field(default=(), repr=False)
     kernels: tuple[KernelRecord, ...] = field(default=(), repr=False)
+    ref_latency: TimingStats | None = None  # the reference's latency, timed interleaved with ``latency``
+    ref_arch_id: str | None = None  # the reference's arch_id, when it was given as an architecture
 
     @property
     def arch_id(self) -> str | None:
@@ -120,6 +126,9 @@ class ProfileRecord:
             "arch_json": self.arch.to_json() if self.arch else "",
             "fingerprint": fp.to_json(),
         }
+        if self.ref_latency is not None:
+            row["ref_latency_ms"] = self.ref_latency.median_ms
+            row["ref_arch_id"] = self.ref_arch_id or ""
         return row
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,10 +201,13 @@ def profile(
     with_ops: bool = True,
     seed: int = 0,
     space: SearchSpace | None = None,
+    reference: nn.Module | ArchConfig | None = None,
 ) -> ProfileRecord:
     """Measure ``target`` (a model, or an architecture of ``space`` — default: the registered
     space it names) on ``device``. A module passed in is moved to ``device``; its training
-    flag and gradients are left as they were."""
+    flag and gradients are left as they were. ``reference`` (a model or an architecture taking
+    the same input) is timed interleaved with ``target``; the record's ``ref_latency`` holds its
+    latency."""
     check_positive_int("batch_size", batch_size)
     if threads is not None:
         check_positive_int("threads", threads)
@@ -208,6 +220,14 @@ def profile(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but torch sees no CUDA device")
     model, shape, arch, name = _resolve(target, input_shape, space)
+    ref_model, ref_arch = None, None
+    if reference is not None:
+        ref_space = space if isinstance(reference, ArchConfig) and space is not None and space.name == reference.space else None
+        try:
+            ref_model, _, ref_arch, _ = _resolve(reference, shape, ref_space)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"reference: {exc}") from None
+    ref_was_training = ref_model.training if ref_model is not None else False
     # A caller's module is moved to ``device``; its training flag and gradients are restored.
     was_training = model.training
     saved_grads = {p: p.grad for p in model.parameters() if p.grad is not None}
@@ -232,10 +252,20 @@ def profile(
             with torch.inference_mode():
                 model(x)
 
-        stats = measure_latency(infer, device, warmup=latency.warmup, warmup_seconds=latency.warmup_seconds,
-                                min_repeats=latency.min_repeats,
-                                max_repeats=latency.max_repeats, rel_tol=latency.rel_tol,
-                                max_seconds=latency.max_seconds)
+        timing = dict(warmup=latency.warmup, warmup_seconds=latency.warmup_seconds,
+                      min_repeats=latency.min_repeats, max_repeats=latency.max_repeats, rel_tol=latency.rel_tol,
+                      max_seconds=latency.max_seconds)
+        ref_stats = None
+        if ref_model is None:
+            stats = measure_latency(infer, device, **timing)
+        else:
+            ref_model = ref_model.to(device).eval()
+
+            def infer_ref() -> None:
+                with torch.inference_mode():
+                    ref_model(x)
+
+            stats, ref_stats = measure_latency_paired(infer, infer_ref, device, **timing)
         ops: tuple[OpRecord, ...] = ()
         kernels: tuple[KernelRecord, ...] = ()
         if device.type == "cuda":
@@ -270,6 +300,8 @@ def profile(
     finally:
         torch.set_num_threads(old_threads)
         model.train(was_training)
+        if ref_model is not None:
+            ref_model.train(ref_was_training)
         for p in model.parameters():
             p.grad = saved_grads.get(p)
     suspect = clock_change(before, after)
@@ -279,7 +311,8 @@ def profile(
         name=name, batch_size=batch_size, input_shape=shape, fingerprint=fp, latency=stats,
         peak_infer_mem_mb=peak_infer / MB, peak_train_mem_mb=peak_train / MB, param_mb=param_bytes / MB,
         clocks_before=before, clocks_after=after, suspect=suspect, seconds=time.perf_counter() - t0,
-        arch=arch, ops=ops, kernels=kernels,
+        arch=arch, ops=ops, kernels=kernels, ref_latency=ref_stats,
+        ref_arch_id=ref_arch.arch_id if ref_arch is not None else None,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["TimingStats", "measure_latency", "summarize", "synchronize", "time_once_ms"]
+__all__ = ["TimingStats", "measure_latency", "measure_latency_paired", "summarize", "synchronize", "time_once_ms"]
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -71,6 +71,57 @@ def summarize(samples_ms: Sequence[float]) -> TimingStats:
     )
 
 
+def _check_settings(warmup: int, min_repeats: int, max_repeats: int, rel_tol: float, max_seconds: float,
+                    warmup_seconds: float) -> None:
+    for name, value in (("warmup", warmup), ("min_repeats", min_repeats), ("max_repeats", max_repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if min_repeats < 1 or max_repeats < min_repeats:
+        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats} and {max_repeats}")
+    if not rel_tol > 0 or not max_seconds > 0 or not warmup_seconds >= 0:
+        raise ValueError(f"rel_tol and max_seconds must be positive and warmup_seconds >= 0, got {rel_tol!r}, "
+                         f"{max_seconds!r} and {warmup_seconds!r}")
+
+
+def _sample_until_stable(fns: Sequence[Callable[[], object]], device: torch.device | str,
+                         estimate: Callable[[list[list[float]]], float], *, warmup: int, warmup_seconds: float,
+                         min_repeats: int, max_repeats: int, rel_tol: float, max_seconds: float
+                         ) -> tuple[list[TimingStats], float]:
+    """Warm up, then time every callable of ``fns`` once per step until ``estimate`` settles.
+
+    Each step times the callables back to back, in alternating order (so neither always runs
+    after the other), giving one sample each. Returns the summaries per callable and the final
+    estimate.
+    """
+    _check_settings(warmup, min_repeats, max_repeats, rel_tol, max_seconds, warmup_seconds)
+    t_warm = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - t_warm < warmup_seconds:
+        for fn in fns:
+            fn()
+        done += 1
+        synchronize(device)
+    chunk = max(2, min_repeats // 2)
+    samples: list[list[float]] = [[] for _ in fns]
+    previous = None
+    t_start = time.perf_counter()
+    step = 0
+    while True:
+        for _ in range(min(chunk, max_repeats - len(samples[0]))):
+            order = range(len(fns)) if step % 2 == 0 else reversed(range(len(fns)))
+            for i in order:
+                samples[i].append(time_once_ms(fns[i], device))
+            step += 1
+        current = estimate(samples)
+        settled = len(samples[0]) >= min_repeats and previous is not None and abs(current - previous) <= rel_tol * previous
+        if settled:
+            return [summarize(s) for s in samples], current
+        if len(samples[0]) >= max_repeats or time.perf_counter() - t_start > max_seconds:
+            stats = [summarize(s) for s in samples]
+            return [TimingStats(s.median_ms, s.p10_ms, s.p90_ms, s.repeats, stable=False) for s in stats], current
+        previous = current
+
+
 def measure_latency(
     fn: Callable[[], object],
     device: torch.device | str,
@@ -89,31 +140,34 @@ def measure_latency(
     running median by at most ``rel_tol`` (relative). It also stops at ``max_repeats`` samples or
     after ``max_seconds`` of timing; then ``stable`` is False.
     """
-    for name, value in (("warmup", warmup), ("min_repeats", min_repeats), ("max_repeats", max_repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    if min_repeats < 1 or max_repeats < min_repeats:
-        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats} and {max_repeats}")
-    if not rel_tol > 0 or not max_seconds > 0 or not warmup_seconds >= 0:
-        raise ValueError(f"rel_tol and max_seconds must be positive and warmup_seconds >= 0, got {rel_tol!r}, "
-                         f"{max_seconds!r} and {warmup_seconds!r}")
-    t_warm = time.perf_counter()
-    done = 0
-    while done < warmup or time.perf_counter() - t_warm < warmup_seconds:
-        fn()
-        done += 1
-        synchronize(device)
-    chunk = max(2, min_repeats // 2)
-    samples: list[float] = []
-    previous = None
-    t_start = time.perf_counter()
-    while True:
-        for _ in range(min(chunk, max_repeats - len(samples))):
-            samples.append(time_once_ms(fn, device))
-        current = statistics.median(samples)
-        if len(samples) >= min_repeats and previous is not None and abs(current - previous) <= rel_tol * previous:
-            return summarize(samples)
-        if len(samples) >= max_repeats or time.perf_counter() - t_start > max_seconds:
-            stats = summarize(samples)
-            return TimingStats(stats.median_ms, stats.p10_ms, stats.p90_ms, stats.repeats, stable=False)
-        previous = current
+    (stats,), _ = _sample_until_stable([fn], device, lambda s: statistics.median(s[0]), warmup=warmup,
+                                       warmup_seconds=warmup_seconds, min_repeats=min_repeats,
+                                       max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
+    return stats
+
+
+def measure_latency_paired(
+    fn: Callable[[], object],
+    reference: Callable[[], object],
+    device: torch.device | str,
+    *,
+    warmup: int = 5,
+    warmup_seconds: float = 0.2,
+    min_repeats: int = 15,
+    max_repeats: int = 200,
+    rel_tol: float = 0.01,
+    max_seconds: float = 5.0,
+) -> tuple[TimingStats, TimingStats]:
+    """Time ``fn`` and ``reference`` interleaved, call by call; returns (fn's stats, reference's).
+
+    On a shared machine the speed moves by tens of percent between one second and the next, so
+    two latencies measured one after the other disagree by that much; calls interleaved one by
+    one see the same machine, and the ratio of their medians is steady to about a percent (the
+    reason profile tables carry ``ref_latency_ms``). The settings are :func:`measure_latency`'s,
+    with ``max_repeats`` counting pairs and the stopping rule applied to the ratio of medians.
+    """
+    stats, _ = _sample_until_stable([fn, reference], device,
+                                    lambda s: statistics.median(s[0]) / statistics.median(s[1]), warmup=warmup,
+                                    warmup_seconds=warmup_seconds, min_repeats=min_repeats,
+                                    max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
+    return stats[0], stats[1]

@@ -717,6 +717,8 @@ def test_aggregate_takes_the_median_over_passes(tmp_path):
     # ref_ratio: median over passes of latency / ref (2, 1.5, 2.5) — not median(lat) / median(ref) = 1.5.
     assert ra.ref_ratio == pytest.approx(2.0)
     assert ra.latency_pass_spread == pytest.approx((10.0 - 2.0) / 3.0)
+    # ref_ratio_pass_mad: deviations of (2, 1.5, 2.5) from 2 are (0, 0.5, 0.5): median 0.5, over 2.
+    assert ra.ref_ratio_pass_mad == pytest.approx(0.25)
     assert ra.suspect == "clock; load"
     rb1, rb4 = by[(b.arch_id, 1, FP.fingerprint_id)], by[(b.arch_id, 4, FP.fingerprint_id)]
     assert (rb1.passes, rb1.latency_ms, rb1.ref_ratio, rb1.latency_pass_spread) == (1, 1.5, 1.5, 0.0)

@@ -38,6 +38,7 @@ from profilers import (
     device_fingerprint,
     kernel_records_from_trace,
     measure_latency,
+    measure_latency_paired,
     peak_cpu_memory_bytes,
     peak_from_memory_events,
     profile,
@@ -447,6 +448,106 @@ def test_measure_latency_rejects_bad_arguments(kw, name):
     with pytest.raises(ValueError, match=name):
         measure_latency(lambda: calls.append(1), "cpu", **kw)
     assert calls == []  # validated before anything runs
+
+
+# ---- measure_latency_paired: interleaved timing against a reference ---------------------------
+
+class _PairScript:
+    """A fake ``time_once_ms``: the target and the reference each draw from their own samples."""
+
+    def __init__(self, target_values, ref_values):
+        self.values = {"target": iter(target_values), "ref": iter(ref_values)}
+        self.log: list[str] = []
+
+    def target(self):
+        self.log.append("target")
+
+    def ref(self):
+        self.log.append("ref")
+
+    def time_once_ms(self, fn, device):
+        fn()
+        return float(next(self.values[self.log[-1]]))
+
+
+def _run_paired(monkeypatch, target_values, ref_values, **kw):
+    script = _PairScript(target_values, ref_values)
+    monkeypatch.setattr(timing, "time_once_ms", script.time_once_ms)
+    kw = {"warmup": 0, "warmup_seconds": 0.0, **kw}
+    return measure_latency_paired(script.target, script.ref, "cpu", **kw), script
+
+
+def test_paired_timing_interleaves_call_by_call_in_alternating_order(monkeypatch):
+    (stats, ref_stats), script = _run_paired(monkeypatch, [2.0] * 100, [4.0] * 100, min_repeats=4, max_repeats=10)
+    assert stats.repeats == ref_stats.repeats == 4 and stats.stable and ref_stats.stable
+    assert script.log == ["target", "ref", "ref", "target", "target", "ref", "ref", "target"]
+    assert (stats.median_ms, ref_stats.median_ms) == (2.0, 4.0)
+
+
+def test_paired_timing_warms_both_up_first(monkeypatch):
+    _, script = _run_paired(monkeypatch, [1.0] * 100, [1.0] * 100, warmup=2, min_repeats=4, max_repeats=10)
+    assert script.log[:4] == ["target", "ref", "target", "ref"]
+    assert len(script.log) == 4 + 2 * 4
+
+
+def test_paired_timing_stops_on_a_steady_ratio_while_the_machine_speed_moves(monkeypatch):
+    # The machine slows down step after step (both latencies grow by 10 % per step), so each
+    # median keeps moving, but the target stays at half the reference: the ratio settles.
+    speed = [1.1 ** k for k in range(100)]
+    (stats, ref_stats), _ = _run_paired(monkeypatch, [1.0 * v for v in speed], [2.0 * v for v in speed],
+                                        min_repeats=4, max_repeats=50, rel_tol=0.01)
+    assert stats.stable and stats.repeats == 4
+    assert stats.median_ms / ref_stats.median_ms == pytest.approx(0.5)
+    # The same samples timed alone never settle: the median rises 10 % per sample.
+    alone, _ = _run(monkeypatch, [1.0 * v for v in speed], min_repeats=4, max_repeats=50, rel_tol=0.01,
+                    max_seconds=1e9)
+    assert not alone.stable and alone.repeats == 50
+
+
+def test_paired_timing_unsettled_ratio_stops_at_the_cap(monkeypatch):
+    (stats, ref_stats), _ = _run_paired(monkeypatch, [1, 100] * 50, [10.0] * 100, min_repeats=6, max_repeats=12,
+                                        max_seconds=1e9)
+    assert not stats.stable and not ref_stats.stable and stats.repeats == ref_stats.repeats == 12
+
+
+@pytest.mark.parametrize("kw, name", [
+    ({"warmup": -1}, "warmup"), ({"min_repeats": 0}, "min_repeats"), ({"rel_tol": 0.0}, "rel_tol"),
+    ({"min_repeats": 5, "max_repeats": 4}, "min_repeats <= max_repeats"), ({"max_seconds": -1.0}, "max_seconds"),
+])
+def test_measure_latency_paired_rejects_bad_arguments(kw, name):
+    calls = []
+    with pytest.raises(ValueError, match=name):
+        measure_latency_paired(lambda: calls.append(1), lambda: calls.append(2), "cpu", **kw)
+    assert calls == []
+
+
+def test_profile_with_a_reference_architecture_records_its_latency():
+    small, big = DIGITS_ARCHS["min"], DIGITS_ARCHS["max"]
+    rec = profile(small, threads=1, with_ops=False, reference=big, latency=FAST)
+    assert rec.ref_latency is not None and rec.ref_arch_id == big.arch_id
+    assert rec.ref_latency.repeats == rec.latency.repeats >= FAST.min_repeats
+    # The largest digits-s net does far more work than the smallest (both timed side by side).
+    assert rec.ref_latency.median_ms > rec.latency.median_ms > 0
+    row = rec.to_row()
+    assert row["ref_latency_ms"] == rec.ref_latency.median_ms and row["ref_arch_id"] == big.arch_id
+    assert set(row) <= set(PROFILE_COLUMNS)
+    plain = profile(small, threads=1, with_ops=False, latency=FAST)
+    assert plain.ref_latency is None and "ref_latency_ms" not in plain.to_row()
+
+
+def test_profile_with_a_reference_module_leaves_its_training_flag():
+    ref = _model_of(DIGITS_ARCHS["max"]).train()
+    rec = profile(DIGITS_ARCHS["min"], threads=1, with_ops=False, reference=ref, latency=FAST)
+    assert ref.training and rec.ref_latency.median_ms > 0 and rec.ref_arch_id is None
+    assert rec.to_row()["ref_arch_id"] == ""
+
+
+def test_profile_rejects_a_reference_of_another_input():
+    cifar = create_space("cifar10-m").min_arch()
+    with pytest.raises(ValueError, match=r"reference: input_shape \(1, 8, 8\) does not match space 'cifar10-m'"):
+        profile(DIGITS_ARCHS["min"], with_ops=False, reference=cifar)
+    with pytest.raises(TypeError, match=r"reference: profile\(\) takes an nn.Module or an ArchConfig, got str"):
+        profile(DIGITS_ARCHS["min"], with_ops=False, reference="big")
 
 
 # ---- memory -----------------------------------------------------------------------------------

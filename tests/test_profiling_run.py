@@ -135,7 +135,6 @@ def _is_png(path: Path) -> bool:
     ({"seed": -1}, r"seed must be a non-negative integer, got -1"),
     ({"seed": 1.0}, r"seed must be a non-negative integer"),
     ({"threads": 0}, r"threads must be a positive integer"),
-    ({"reference_every_s": 0.0}, r"reference_every_s must be positive"),
     ({"max_spread": 0.0}, r"max_spread must be positive"),
 ])
 def test_profile_run_config_rejects_bad_input(kwargs, match):
@@ -1073,6 +1072,37 @@ def test_extra_passes_only_for_archs_whose_passes_disagree(monkeypatch, base_rec
     before = path.read_bytes()
     collect_profiles(config, path, progress=False)
     assert path.read_bytes() == before
+
+
+def test_extra_passes_follow_the_ratio_to_the_reference_not_the_raw_latency(monkeypatch, base_record, tmp_path):
+    """With a reference timed beside each measurement, a pass-to-pass change of the machine's
+    speed (latency and reference both 15 % slower) is not disagreement; a change of the ratio is."""
+    space = _space()
+    drifting_id, noisy_id = space.min_arch().arch_id, space.max_arch().arch_id
+    seen: dict[str, int] = {}
+
+    def fake(arch, reference=None, **kw):
+        if reference is None:  # the untimed warm-up call before the first measurement
+            return replace(base_record, arch=arch, suspect="")
+        k = seen.get(arch.arch_id, 0)
+        seen[arch.arch_id] = k + 1
+        speed = (1.0, 1.15, 1.3)[k % 3]
+        ratio = (1.0, 1.15, 1.3)[k % 3] if arch.arch_id == noisy_id else 1.0
+        lat = TimingStats(median_ms=2.0 * ratio * speed, p10_ms=2.0, p90_ms=2.0, repeats=15, stable=True)
+        ref = TimingStats(median_ms=4.0 * speed, p10_ms=4.0, p90_ms=4.0, repeats=15, stable=True)
+        return replace(base_record, latency=lat, ref_latency=ref, arch=arch, suspect="")
+
+    monkeypatch.setattr(nas.profiling, "profile", fake)
+    config = ProfileRunConfig(space=SPACE, n=6, passes=3, max_passes=5, max_pass_mad=0.03, seed=0)
+    table = collect_profiles(config, tmp_path / "p.csv", progress=False)
+    passes = dict(zip(table["arch_id"], table["passes"]))
+    assert passes[noisy_id] == 5
+    assert all(n == 3 for a, n in passes.items() if a != noisy_id)
+    by = table.set_index("arch_id")
+    assert by.loc[drifting_id, "latency_pass_mad"] > 0.03  # raw latencies disagree ...
+    assert by.loc[drifting_id, "ref_ratio_pass_mad"] == 0.0  # ... their ratio to the reference does not
+    assert by.loc[drifting_id, "ref_ratio"] == pytest.approx(0.5)
+    assert by.loc[noisy_id, "ref_ratio_pass_mad"] > 0.03
 
 
 def test_max_passes_below_passes_is_refused():
