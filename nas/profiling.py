@@ -23,10 +23,11 @@
    tens of percent from one second to the next and drifts over minutes, while the ratio of
    two interleaved medians holds to about a percent; predictors learn latency at one reference
    speed (see :class:`predictors.Predictor`, ``normalize``).
-5. Each measurement is :func:`profilers.profile`; a measurement whose spread
-   ``(p90 − p10) / median`` exceeds ``max_spread`` or whose median never settled (a busy
-   machine) is retried; the first good try is kept, else the tightest, and its row says so in
-   ``suspect``.
+5. Each measurement is :func:`profilers.profile`; a measurement whose ratio to the reference
+   never settled (a busy machine) is retried — timed alone (no reference), also one whose
+   spread ``(p90 − p10) / median`` exceeds ``max_spread``: beside the reference, that spread
+   mostly shows the machine's speed swings, which the ratio cancels. The first good try is
+   kept, else the tightest, and its row says so in ``suspect``.
 
 With ``with_ops`` (default on CUDA) each measurement's per-op records and, on CUDA, per-kernel
 records (grid, block, registers, shared memory, occupancy, waves) go to ``TABLE.records.jsonl``
@@ -134,7 +135,7 @@ def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: Latency
     """Profile ``arch`` (timed interleaved with ``reference`` when given); retry a noisy
     measurement up to ``config.retries`` times, keep the tightest."""
     def ok(rec: ProfileRecord) -> bool:
-        return rec.latency.stable and _spread(rec) <= config.max_spread
+        return rec.latency.stable and (rec.ref_latency is not None or _spread(rec) <= config.max_spread)
 
     best = None
     for _ in range(config.retries + 1):
@@ -144,8 +145,11 @@ def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: Latency
             best = rec
         if ok(best):
             return best
-    note = (f"latency spread (p90-p10)/median {_spread(best):.2f}{'' if best.latency.stable else ', median unsettled'} "
-            f"after {config.retries + 1} tries")
+    if best.ref_latency is not None:
+        note = f"ratio to the reference unsettled after {config.retries + 1} tries"
+    else:
+        note = (f"latency spread (p90-p10)/median {_spread(best):.2f}{'' if best.latency.stable else ', median unsettled'} "
+                f"after {config.retries + 1} tries")
     return replace(best, suspect="; ".join(filter(None, [best.suspect, note])))
 
 

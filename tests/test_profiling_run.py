@@ -255,6 +255,39 @@ def test_measure_arch_prefers_a_stable_try_within_max_spread(monkeypatch, base_r
     assert rec.latency.stable and _spread_of(rec) == pytest.approx(0.2) and rec.suspect == ""
 
 
+def _script_paired(monkeypatch, base, script):
+    """Like _script_profile, for measurements timed beside a reference."""
+    calls: list[dict] = []
+    it = iter(script)
+
+    def fake(arch, **kw):
+        spread, stable = next(it)
+        calls.append(kw)
+        lat = TimingStats(median_ms=2.0, p10_ms=2.0, p90_ms=2.0 + 2.0 * spread, repeats=10, stable=stable)
+        ref = TimingStats(median_ms=4.0, p10_ms=4.0, p90_ms=4.0 + 4.0 * spread, repeats=10, stable=stable)
+        return replace(base, latency=lat, ref_latency=ref, suspect="")
+
+    monkeypatch.setattr(nas.profiling, "profile", fake)
+    return calls
+
+
+def test_measure_arch_beside_a_reference_keeps_a_settled_ratio_despite_a_wide_spread(monkeypatch, base_record):
+    calls = _script_paired(monkeypatch, base_record, [(0.6, True), (0.01, True)])
+    ref = _space().max_arch()
+    rec = measure_arch(_space().min_arch(), ProfileRunConfig(space=SPACE, n=4, retries=2), reference=ref)
+    assert len(calls) == 1 and calls[0]["reference"] is ref
+    assert _spread_of(rec) == pytest.approx(0.6) and rec.suspect == ""
+
+
+def test_measure_arch_beside_a_reference_retries_an_unsettled_ratio(monkeypatch, base_record):
+    calls = _script_paired(monkeypatch, base_record, [(0.1, False), (0.05, False), (0.2, False)])
+    rec = measure_arch(_space().min_arch(), ProfileRunConfig(space=SPACE, n=4, retries=2),
+                       reference=_space().max_arch())
+    assert len(calls) == 3
+    assert _spread_of(rec) == pytest.approx(0.05)
+    assert rec.suspect == "ratio to the reference unsettled after 3 tries"
+
+
 # ---- collect_profiles -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
