@@ -8,12 +8,13 @@ from profilers.kernels import KernelRecord, kernel_records_from_trace, resident_
 from profilers.memory import (SavedTensorMeter, peak_cpu_memory_bytes, peak_cuda_memory_bytes,
                               peak_from_memory_events, saved_activation_bytes)
 from profilers.profile import LatencySettings, OpRecord, ProfileRecord, profile
-from profilers.timing import TimingStats, measure_latency, measure_latency_paired, summarize, synchronize, time_once_ms
+from profilers.timing import (TimingStats, measure_latency, measure_latency_paired, summarize, synchronize,
+                              time_once_ms)
 
 __all__ = [
     "ClockReading", "DeviceFingerprint", "FingerprintMismatch", "KernelRecord", "LatencySettings", "OpRecord",
     "ProfileRecord", "SavedTensorMeter", "TimingStats", "clock_change", "cpu_model_name", "device_fingerprint",
-    "device_name", "kernel_records_from_trace", "measure_latency", "measure_latency_paired", "peak_cpu_memory_bytes", "peak_cuda_memory_bytes",
-    "peak_from_memory_events", "profile", "read_clocks", "resident_blocks_per_sm", "saved_activation_bytes",
+    "device_name", "kernel_records_from_trace", "measure_latency", "measure_latency_paired", "peak_cpu_memory_bytes",
+    "peak_cuda_memory_bytes", "peak_from_memory_events", "profile", "read_clocks", "resident_blocks_per_sm", "saved_activation_bytes",
     "summarize", "synchronize", "time_once_ms", "waves",
 ]

@@ -222,7 +222,8 @@ def profile(
     model, shape, arch, name = _resolve(target, input_shape, space)
     ref_model, ref_arch = None, None
     if reference is not None:
-        ref_space = space if isinstance(reference, ArchConfig) and space is not None and space.name == reference.space else None
+        same_space = isinstance(reference, ArchConfig) and space is not None and space.name == reference.space
+        ref_space = space if same_space else None
         try:
             ref_model, _, ref_arch, _ = _resolve(reference, shape, ref_space)
         except (ValueError, TypeError) as exc:

@@ -86,12 +86,11 @@ def _check_settings(warmup: int, min_repeats: int, max_repeats: int, rel_tol: fl
 def _sample_until_stable(fns: Sequence[Callable[[], object]], device: torch.device | str,
                          estimate: Callable[[list[list[float]]], float], *, warmup: int, warmup_seconds: float,
                          min_repeats: int, max_repeats: int, rel_tol: float, max_seconds: float
-                         ) -> tuple[list[TimingStats], float]:
+                         ) -> list[TimingStats]:
     """Warm up, then time every callable of ``fns`` once per step until ``estimate`` settles.
 
     Each step times the callables back to back, in alternating order (so neither always runs
-    after the other), giving one sample each. Returns the summaries per callable and the final
-    estimate.
+    after the other), giving one sample each. Returns the summaries, one per callable.
     """
     _check_settings(warmup, min_repeats, max_repeats, rel_tol, max_seconds, warmup_seconds)
     t_warm = time.perf_counter()
@@ -113,12 +112,11 @@ def _sample_until_stable(fns: Sequence[Callable[[], object]], device: torch.devi
                 samples[i].append(time_once_ms(fns[i], device))
             step += 1
         current = estimate(samples)
-        settled = len(samples[0]) >= min_repeats and previous is not None and abs(current - previous) <= rel_tol * previous
-        if settled:
-            return [summarize(s) for s in samples], current
+        if len(samples[0]) >= min_repeats and previous is not None and abs(current - previous) <= rel_tol * previous:
+            return [summarize(s) for s in samples]
         if len(samples[0]) >= max_repeats or time.perf_counter() - t_start > max_seconds:
             stats = [summarize(s) for s in samples]
-            return [TimingStats(s.median_ms, s.p10_ms, s.p90_ms, s.repeats, stable=False) for s in stats], current
+            return [TimingStats(s.median_ms, s.p10_ms, s.p90_ms, s.repeats, stable=False) for s in stats]
         previous = current
 
 
@@ -135,14 +133,14 @@ def measure_latency(
 ) -> TimingStats:
     """Time ``fn`` until its median is stable.
 
-    After ``warmup`` untimed calls (more while ``warmup_seconds`` have not passed), samples are taken in rounds of ``min_repeats // 2`` (at least
-    2); once there are ``min_repeats`` samples, timing stops as soon as one round moves the
+    After ``warmup`` untimed calls (more while ``warmup_seconds`` have not passed), samples are
+    taken in rounds of ``min_repeats // 2`` (at least 2); once there are ``min_repeats`` samples, timing stops as soon as one round moves the
     running median by at most ``rel_tol`` (relative). It also stops at ``max_repeats`` samples or
     after ``max_seconds`` of timing; then ``stable`` is False.
     """
-    (stats,), _ = _sample_until_stable([fn], device, lambda s: statistics.median(s[0]), warmup=warmup,
-                                       warmup_seconds=warmup_seconds, min_repeats=min_repeats,
-                                       max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
+    (stats,) = _sample_until_stable([fn], device, lambda s: statistics.median(s[0]), warmup=warmup,
+                                    warmup_seconds=warmup_seconds, min_repeats=min_repeats,
+                                    max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
     return stats
 
 
@@ -166,8 +164,8 @@ def measure_latency_paired(
     reason profile tables carry ``ref_latency_ms``). The settings are :func:`measure_latency`'s,
     with ``max_repeats`` counting pairs and the stopping rule applied to the ratio of medians.
     """
-    stats, _ = _sample_until_stable([fn, reference], device,
-                                    lambda s: statistics.median(s[0]) / statistics.median(s[1]), warmup=warmup,
-                                    warmup_seconds=warmup_seconds, min_repeats=min_repeats,
-                                    max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
+    stats = _sample_until_stable([fn, reference], device,
+                                 lambda s: statistics.median(s[0]) / statistics.median(s[1]), warmup=warmup,
+                                 warmup_seconds=warmup_seconds, min_repeats=min_repeats,
+                                 max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
     return stats[0], stats[1]

@@ -878,3 +878,12 @@ def test_profile_on_cuda_has_kernel_records():
     assert rec.peak_train_mem_mb > rec.peak_infer_mem_mb > rec.param_mb == _param_bytes(_model_of(arch)) / MB
     assert _op_count(rec, "aten::linear") == sum(isinstance(m, nn.Linear) for m in _model_of(arch).modules())
     json.dumps(rec.to_dict())
+
+
+@needs_cuda
+def test_profile_on_cuda_beside_a_reference_times_both_with_events():
+    small, big = DIGITS_ARCHS["min"], DIGITS_ARCHS["max"]
+    rec = profile(small, device="cuda", batch_size=64, latency=FAST, with_ops=False, reference=big)
+    assert rec.ref_latency is not None and rec.ref_arch_id == big.arch_id
+    assert rec.ref_latency.repeats == rec.latency.repeats and rec.latency.median_ms > 0
+    assert rec.ref_latency.median_ms > 0 and rec.to_row()["ref_latency_ms"] == rec.ref_latency.median_ms
