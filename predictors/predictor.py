@@ -289,7 +289,8 @@ class Predictor:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         columns = [c for c in PROFILE_COLUMNS if c in self.table.columns] + [
-            c for c in ("passes", "latency_pass_spread", "latency_pass_mad", "ref_ratio") if c in self.table.columns]
+            c for c in ("passes", "latency_pass_spread", "latency_pass_mad", "ref_ratio", "ref_ratio_pass_mad")
+            if c in self.table.columns]
         _atomic_write(directory / "train.csv", self.table[columns].to_csv(index=False).encode())
         _atomic_write(directory / "model.pkl", pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL))
         _atomic_write(directory / "predictor.json", (json.dumps(self.metadata(), indent=2) + "\n").encode())

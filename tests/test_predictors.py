@@ -1030,6 +1030,9 @@ def test_reference_normalisation(train_archs, held_archs, tmp_path):
 
     # Persisted with the artifact.
     loaded = Predictor.load(pred.save(tmp_path / "ref"))
+    stored = pd.read_csv(tmp_path / "ref" / "train.csv")
+    assert {"ref_latency_ms", "ref_ratio", "ref_ratio_pass_mad"} <= set(stored.columns)
+    np.testing.assert_allclose(stored["ref_ratio"], train["latency_ms"] / train["ref_latency_ms"], rtol=1e-12)
     assert (loaded.normalization, loaded.ref_arch_id, loaded.ref_baseline_ms) == (
         "reference", ref.arch_id, pred.ref_baseline_ms)
     assert loaded.evaluate(held) == out
