@@ -310,8 +310,8 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[
         # Extra passes for architectures whose passes disagree (a burst of load hit some).
         for p in range(config.passes, config.max_passes):
             agg = aggregate_profiles(mine())
-            mad_col = "ref_ratio_pass_mad" if agg.get("ref_ratio_pass_mad", pd.Series(dtype=float)).notna().all() \
-                else "latency_pass_mad"
+            paired = "ref_ratio_pass_mad" in agg and agg["ref_ratio_pass_mad"].notna().all()
+            mad_col = "ref_ratio_pass_mad" if paired else "latency_pass_mad"
             noisy = [a for a, mad, n in zip(agg["arch_id"].astype(str), agg[mad_col], agg["passes"])
                      if a in arch_of and ((mad > config.max_pass_mad and n <= p) or (a, p) in done)]
             todo = [a for a in noisy if (a, p) not in done]

@@ -253,9 +253,7 @@ def profile(
             with torch.inference_mode():
                 model(x)
 
-        timing = dict(warmup=latency.warmup, warmup_seconds=latency.warmup_seconds,
-                      min_repeats=latency.min_repeats, max_repeats=latency.max_repeats, rel_tol=latency.rel_tol,
-                      max_seconds=latency.max_seconds)
+        timing = asdict(latency)  # LatencySettings' fields are the timing functions' keywords
         ref_stats = None
         if ref_model is None:
             stats = measure_latency(infer, device, **timing)

@@ -189,8 +189,9 @@ def base_record():
                                                                  max_repeats=2))
 
 
-def _script_profile(monkeypatch, base, script):
-    """Replace nas.profiling.profile by one returning records of the given (spread, stable, suspect)."""
+def _script_profile(monkeypatch, base, script, *, paired=False):
+    """Replace nas.profiling.profile by one returning records of the given (spread, stable, suspect);
+    ``paired``: timed beside a reference with the same spread and stability."""
     calls: list[dict] = []
     it = iter(script)
 
@@ -198,7 +199,8 @@ def _script_profile(monkeypatch, base, script):
         spread, stable, suspect = next(it)
         calls.append(kw)
         lat = TimingStats(median_ms=2.0, p10_ms=2.0, p90_ms=2.0 + 2.0 * spread, repeats=15, stable=stable)
-        return replace(base, latency=lat, suspect=suspect)
+        ref = TimingStats(median_ms=4.0, p10_ms=4.0, p90_ms=4.0 + 4.0 * spread, repeats=15, stable=stable)
+        return replace(base, latency=lat, ref_latency=ref if paired else None, suspect=suspect)
 
     monkeypatch.setattr(nas.profiling, "profile", fake)
     return calls
@@ -255,24 +257,8 @@ def test_measure_arch_prefers_a_stable_try_within_max_spread(monkeypatch, base_r
     assert rec.latency.stable and _spread_of(rec) == pytest.approx(0.2) and rec.suspect == ""
 
 
-def _script_paired(monkeypatch, base, script):
-    """Like _script_profile, for measurements timed beside a reference."""
-    calls: list[dict] = []
-    it = iter(script)
-
-    def fake(arch, **kw):
-        spread, stable = next(it)
-        calls.append(kw)
-        lat = TimingStats(median_ms=2.0, p10_ms=2.0, p90_ms=2.0 + 2.0 * spread, repeats=10, stable=stable)
-        ref = TimingStats(median_ms=4.0, p10_ms=4.0, p90_ms=4.0 + 4.0 * spread, repeats=10, stable=stable)
-        return replace(base, latency=lat, ref_latency=ref, suspect="")
-
-    monkeypatch.setattr(nas.profiling, "profile", fake)
-    return calls
-
-
 def test_measure_arch_beside_a_reference_keeps_a_settled_ratio_despite_a_wide_spread(monkeypatch, base_record):
-    calls = _script_paired(monkeypatch, base_record, [(0.6, True), (0.01, True)])
+    calls = _script_profile(monkeypatch, base_record, [(0.6, True, ""), (0.01, True, "")], paired=True)
     ref = _space().max_arch()
     rec = measure_arch(_space().min_arch(), ProfileRunConfig(space=SPACE, n=4, retries=2), reference=ref)
     assert len(calls) == 1 and calls[0]["reference"] is ref
@@ -280,7 +266,8 @@ def test_measure_arch_beside_a_reference_keeps_a_settled_ratio_despite_a_wide_sp
 
 
 def test_measure_arch_beside_a_reference_retries_an_unsettled_ratio(monkeypatch, base_record):
-    calls = _script_paired(monkeypatch, base_record, [(0.1, False), (0.05, False), (0.2, False)])
+    calls = _script_profile(monkeypatch, base_record, [(0.1, False, ""), (0.05, False, ""), (0.2, False, "")],
+                            paired=True)
     rec = measure_arch(_space().min_arch(), ProfileRunConfig(space=SPACE, n=4, retries=2),
                        reference=_space().max_arch())
     assert len(calls) == 3
