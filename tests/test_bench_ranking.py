@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 import pytest
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from nas.bench.ranking import RankingBenchConfig, arch_params, run_ranking_bench, spread_archs
+from nas.bench.ranking import RankingBenchConfig, arch_params, mean_pairwise_tau, run_ranking_bench, spread_archs
 from nas.cli import main
 from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import create_space
@@ -41,6 +42,30 @@ def test_config_rejects_bad_values(field, value):
         RankingBenchConfig(**{field: value})
 
 
+def test_mean_pairwise_tau_averages_every_pair_of_seeds():
+    runs = [[1.0, 1.0, 3.0], [2.0, 3.0, 1.0], [3.0, 2.0, 2.0], [4.0, 4.0, 4.0]]  # rows: subnets, columns: seeds
+    cols = list(zip(*runs))
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    expected = statistics.mean(kendalltau(cols[a], cols[b]).statistic for a, b in pairs)
+    assert mean_pairwise_tau(runs) == pytest.approx(expected)
+    # by hand for seeds 0 and 1: subnets ranked 1 2 3 4 vs 1 3 2 4 -> 5 concordant, 1 discordant pair
+    assert kendalltau(cols[0], cols[1]).statistic == pytest.approx(4 / 6)
+
+
+def test_mean_pairwise_tau_identical_seeds_agree_fully_and_one_seed_has_none():
+    assert mean_pairwise_tau([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]) == pytest.approx(1.0)
+    assert mean_pairwise_tau([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]) == pytest.approx(-1.0)
+    assert mean_pairwise_tau([[97.0], [98.0], [99.0]]) is None
+    # a seed where every subnet scored the same has no ranking: its pairs are left out
+    assert mean_pairwise_tau([[1.0, 5.0, 1.0], [2.0, 5.0, 2.0], [3.0, 5.0, 3.0]]) == pytest.approx(1.0)
+    assert mean_pairwise_tau([[5.0, 5.0], [5.0, 5.0]]) is None
+
+
+def test_mean_pairwise_tau_rejects_ragged_runs():
+    with pytest.raises(ValueError, match="same number of runs"):
+        mean_pairwise_tau([[1.0, 2.0], [1.0]])
+
+
 @pytest.fixture(scope="module")
 def tiny_record(tmp_path_factory):
     out = tmp_path_factory.mktemp("rank")
@@ -63,6 +88,17 @@ def test_record_is_consistent_with_its_rows(tiny_record):
         assert 0 <= r["inherited_val_acc"] <= 100 and 0 <= r["standalone_val_acc"] <= 100
     assert record["standalone_seed_range"] == pytest.approx(statistics.mean(
         max(r["standalone_val_acc_per_seed"]) - min(r["standalone_val_acc_per_seed"]) for r in rows))
+    for key, runs in (("standalone_seed_tau", "standalone_val_acc_per_seed"),
+                      ("standalone_seed_tau_val_loss", "standalone_val_loss_per_seed")):
+        expected = kendalltau([r[runs][0] for r in rows], [r[runs][1] for r in rows]).statistic  # 2 seeds: 1 pair
+        if math.isnan(expected):
+            assert record[key] is None
+        else:
+            assert record[key] == pytest.approx(expected)
+    for r in rows:
+        assert r["standalone_val_loss"] == pytest.approx(statistics.mean(r["standalone_val_loss_per_seed"]))
+    assert record["kendall_tau_params"] == pytest.approx(
+        kendalltau([r["params"] for r in rows], standalone).statistic, nan_ok=True)
     assert record["largest_inherited_acc"] == rows[-1]["inherited_val_acc"]
     assert record["largest_standalone_acc"] == rows[-1]["standalone_val_acc"]
     assert rows[-1]["arch_id"] == create_space("digits-s").max_arch().arch_id
@@ -96,3 +132,15 @@ def test_space_without_a_registered_dataset_asks_for_one(tmp_path):
     with pytest.raises(ValueError, match="no default dataset; pass --dataset"):
         run_ranking_bench(RankingBenchConfig(space="imagenet-quadranet-t"), out=tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_bench_ranking_prints_the_record_and_says_when_one_seed_has_no_seed_tau(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["bench", "ranking", "--k", "3", "--epochs", "1", "--seeds", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    record = json.loads((out / "ranking.json").read_text())
+    assert record["standalone_seed_tau"] is None and record["standalone_seed_tau_val_loss"] is None
+    assert "standalone_seed_tau: n/a (one seed)" in text
+    assert f"kendall_tau_params: {record['kendall_tau_params']:.4f}" in text
+    assert f"record: {out / 'ranking.json'}" in text

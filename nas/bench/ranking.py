@@ -10,14 +10,27 @@
    sets one training run's accuracy moves by about as much as architectures differ.
 5. Report Kendall's τ-b and Spearman's ρ between the two, the largest subnet's inherited and
    stand-alone accuracy (validation, and test for reference), the mean absolute gap and the
-   minutes it all took. Accuracies are in percent. Diagnostics: ``standalone_seed_range``
-   (mean over subnets of max − min accuracy across seeds — the noise floor) and Kendall's τ
-   on validation *loss* (``kendall_tau_val_loss``), a finer-grained signal than accuracy.
+   minutes it all took. Accuracies are in percent.
+
+Diagnostics, to read τ against what the data allows:
+
+- ``standalone_seed_range``: mean over subnets of max − min accuracy across seeds.
+- ``standalone_seed_tau``: mean over pairs of seeds of Kendall's τ between one seed's
+  stand-alone accuracies and another's — how well stand-alone training agrees with *itself*.
+  No ranker can be expected to agree with a single stand-alone run better than that; the
+  seed mean it is compared with is steadier, but when this is far below a τ target the target
+  measures training noise, not the supernet. ``None`` with one seed.
+- ``kendall_tau_params``: τ between parameter count and stand-alone accuracy — ranking by size
+  alone, the baseline a supernet has to beat to add anything.
+- ``kendall_tau_val_loss`` (and ``standalone_seed_tau_val_loss``): the same on validation
+  *loss*, a finer-grained signal than accuracy.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
@@ -36,7 +49,10 @@ from search_spaces.layers import check_positive_int
 from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import SearchSpace, create_space
 
-__all__ = ["DEFAULT_DATASET", "RankingBenchConfig", "arch_params", "run_ranking_bench", "spread_archs"]
+__all__ = [
+    "DEFAULT_DATASET", "RankingBenchConfig", "arch_params", "mean_pairwise_tau", "run_ranking_bench",
+    "spread_archs",
+]
 
 _CANDIDATES = 400
 
@@ -70,6 +86,21 @@ def arch_params(space: SearchSpace, arch: ArchConfig) -> int:
 def spread_archs(space: SearchSpace, k: int, *, seed: int) -> list[ArchConfig]:
     """``k`` distinct subnets from smallest to largest by parameter count (min, quantiles, max)."""
     return space.spread(k, key=lambda a: arch_params(space, a), seed=seed, pool=_CANDIDATES)
+
+
+def mean_pairwise_tau(runs: list[list[float]]) -> float | None:
+    """Mean Kendall τ-b over pairs of columns of ``runs`` (rows: subnets, columns: seeds).
+
+    ``None`` with fewer than two columns, or when every pair is undefined (a constant column).
+    """
+    n_cols = {len(r) for r in runs}
+    if len(n_cols) != 1:
+        raise ValueError(f"every subnet needs the same number of runs, got {sorted(n_cols)}")
+    (n,) = n_cols
+    taus = [kendalltau([r[a] for r in runs], [r[b] for r in runs]).statistic
+            for a, b in itertools.combinations(range(n), 2)]
+    taus = [float(t) for t in taus if not math.isnan(t)]
+    return statistics.mean(taus) if taus else None
 
 
 def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -106,7 +137,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
             "inherited_val_acc": 100 * inh_val, "standalone_val_acc": statistics.mean(val_accs),
             "inherited_test_acc": 100 * inh_test, "standalone_test_acc": statistics.mean(test_accs),
             "inherited_val_loss": inh_val_loss, "standalone_val_loss": statistics.mean(val_losses),
-            "standalone_val_acc_per_seed": val_accs,
+            "standalone_val_acc_per_seed": val_accs, "standalone_val_loss_per_seed": val_losses,
         })
     bar.close()
 
@@ -125,8 +156,11 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
         "supernet_minutes": t_supernet / 60,
         "standalone_seed_range": statistics.mean(
             max(r["standalone_val_acc_per_seed"]) - min(r["standalone_val_acc_per_seed"]) for r in rows),
+        "standalone_seed_tau": mean_pairwise_tau([r["standalone_val_acc_per_seed"] for r in rows]),
+        "kendall_tau_params": float(kendalltau([r["params"] for r in rows], standalone).statistic),
         "kendall_tau_val_loss": float(kendalltau([r["inherited_val_loss"] for r in rows],
                                                  [r["standalone_val_loss"] for r in rows]).statistic),
+        "standalone_seed_tau_val_loss": mean_pairwise_tau([r["standalone_val_loss_per_seed"] for r in rows]),
         "acc_unit": "percent; *_acc on the validation split unless named *_test_acc",
         "subnets": rows,
         "config": {**asdict(config), "dataset": dataset, "supernet_run": str(out / "supernet")},
