@@ -158,7 +158,7 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
     else:
         for key in ("kendall_tau", "spearman", "largest_inherited_acc", "largest_standalone_acc",
                     "largest_inherited_test_acc", "largest_standalone_test_acc", "mean_abs_gap",
-                    "standalone_seed_range", "standalone_seed_tau", "kendall_tau_params",
+                    "standalone_seed_range", "standalone_seed_tau", "standalone_split_half_tau", "kendall_tau_params",
                     "kendall_tau_val_loss", "standalone_seed_tau_val_loss", "minutes"):
             value = record[key]
             print(f"{key}: {'n/a (one seed)' if value is None else f'{value:.4f}'}")

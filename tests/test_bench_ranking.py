@@ -10,7 +10,9 @@ import pytest
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from nas.bench.ranking import RankingBenchConfig, arch_params, mean_pairwise_tau, run_ranking_bench, spread_archs
+from nas.bench.ranking import (
+    RankingBenchConfig, arch_params, mean_pairwise_tau, run_ranking_bench, split_half_tau, spread_archs,
+)
 from nas.cli import main
 from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import create_space
@@ -66,6 +68,22 @@ def test_mean_pairwise_tau_rejects_ragged_runs():
         mean_pairwise_tau([[1.0, 2.0], [1.0]])
 
 
+def test_split_half_tau_compares_even_and_odd_seed_means():
+    runs = [[1.0, 2.0, 3.0, 1.0], [2.0, 1.0, 1.0, 1.0], [3.0, 3.0, 2.0, 4.0]]
+    # even seeds (0, 2) mean: 2.0, 1.5, 2.5; odd seeds (1, 3) mean: 1.5, 1.0, 3.5 -> same order
+    assert split_half_tau(runs) == pytest.approx(1.0)
+    runs = [[1.0, 3.0, 1.0], [2.0, 2.0, 2.0], [3.0, 1.0, 3.0]]  # odd count: halves of 2 and 1 seeds
+    assert split_half_tau(runs) == pytest.approx(kendalltau([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]).statistic)
+    assert split_half_tau(runs) == pytest.approx(-1.0)
+
+
+def test_split_half_tau_has_none_for_one_seed_or_a_constant_half_and_rejects_ragged_runs():
+    assert split_half_tau([[97.0], [98.0]]) is None
+    assert split_half_tau([[1.0, 5.0], [2.0, 5.0]]) is None
+    with pytest.raises(ValueError, match="same number of runs"):
+        split_half_tau([[1.0, 2.0], [1.0]])
+
+
 @pytest.fixture(scope="module")
 def tiny_record(tmp_path_factory):
     out = tmp_path_factory.mktemp("rank")
@@ -97,6 +115,9 @@ def test_record_is_consistent_with_its_rows(tiny_record):
             assert record[key] == pytest.approx(expected)
     for r in rows:
         assert r["standalone_val_loss"] == pytest.approx(statistics.mean(r["standalone_val_loss_per_seed"]))
+    expected = kendalltau([r["standalone_val_acc_per_seed"][0] for r in rows],
+                          [r["standalone_val_acc_per_seed"][1] for r in rows]).statistic  # 2 seeds: halves of 1
+    assert record["standalone_split_half_tau"] == (None if math.isnan(expected) else pytest.approx(expected))
     assert record["kendall_tau_params"] == pytest.approx(
         kendalltau([r["params"] for r in rows], standalone).statistic, nan_ok=True)
     assert record["largest_inherited_acc"] == rows[-1]["inherited_val_acc"]
@@ -141,6 +162,7 @@ def test_cli_bench_ranking_prints_the_record_and_says_when_one_seed_has_no_seed_
     text = capsys.readouterr().out
     record = json.loads((out / "ranking.json").read_text())
     assert record["standalone_seed_tau"] is None and record["standalone_seed_tau_val_loss"] is None
+    assert record["standalone_split_half_tau"] is None
     assert "standalone_seed_tau: n/a (one seed)" in text
     assert f"kendall_tau_params: {record['kendall_tau_params']:.4f}" in text
     assert f"record: {out / 'ranking.json'}" in text

@@ -20,6 +20,9 @@ Diagnostics, to read τ against what the data allows:
   No ranker can be expected to agree with a single stand-alone run better than that; the
   seed mean it is compared with is steadier, but when this is far below a τ target the target
   measures training noise, not the supernet. ``None`` with one seed.
+- ``standalone_split_half_tau``: Kendall's τ between the mean over the even-numbered seeds and
+  the mean over the odd-numbered ones — the agreement of two half-size references, a floor for
+  how reliable the full seed mean is. ``None`` with one seed.
 - ``kendall_tau_params``: τ between parameter count and stand-alone accuracy — ranking by size
   alone, the baseline a supernet has to beat to add anything.
 - ``kendall_tau_val_loss`` (and ``standalone_seed_tau_val_loss``): the same on validation
@@ -51,7 +54,7 @@ from search_spaces.space import SearchSpace, create_space
 
 __all__ = [
     "DEFAULT_DATASET", "RankingBenchConfig", "arch_params", "mean_pairwise_tau", "run_ranking_bench",
-    "spread_archs",
+    "split_half_tau", "spread_archs",
 ]
 
 _CANDIDATES = 400
@@ -101,6 +104,19 @@ def mean_pairwise_tau(runs: list[list[float]]) -> float | None:
             for a, b in itertools.combinations(range(n), 2)]
     taus = [float(t) for t in taus if not math.isnan(t)]
     return statistics.mean(taus) if taus else None
+
+
+def split_half_tau(runs: list[list[float]]) -> float | None:
+    """Kendall τ-b between the per-row mean of the even-indexed and of the odd-indexed columns.
+
+    ``None`` with fewer than two columns or when a half-mean is constant (no ranking).
+    """
+    if len({len(r) for r in runs}) != 1:
+        raise ValueError(f"every subnet needs the same number of runs, got {sorted({len(r) for r in runs})}")
+    if len(runs[0]) < 2:
+        return None
+    tau = kendalltau([statistics.mean(r[0::2]) for r in runs], [statistics.mean(r[1::2]) for r in runs]).statistic
+    return None if math.isnan(tau) else float(tau)
 
 
 def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -157,6 +173,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
         "standalone_seed_range": statistics.mean(
             max(r["standalone_val_acc_per_seed"]) - min(r["standalone_val_acc_per_seed"]) for r in rows),
         "standalone_seed_tau": mean_pairwise_tau([r["standalone_val_acc_per_seed"] for r in rows]),
+        "standalone_split_half_tau": split_half_tau([r["standalone_val_acc_per_seed"] for r in rows]),
         "kendall_tau_params": float(kendalltau([r["params"] for r in rows], standalone).statistic),
         "kendall_tau_val_loss": float(kendalltau([r["inherited_val_loss"] for r in rows],
                                                  [r["standalone_val_loss"] for r in rows]).statistic),
