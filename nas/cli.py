@@ -161,7 +161,7 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
                     "standalone_seed_range", "standalone_seed_tau", "standalone_split_half_tau", "kendall_tau_params",
                     "kendall_tau_val_loss", "standalone_seed_tau_val_loss", "minutes"):
             value = record[key]
-            print(f"{key}: {'n/a (one seed)' if value is None else f'{value:.4f}'}")
+            print(f"{key}: {'n/a (needs two seeds that rank the subnets)' if value is None else f'{value:.4f}'}")
         print(f"record: {Path(out) / 'ranking.json'}")
     return 0
 

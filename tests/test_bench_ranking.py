@@ -155,7 +155,7 @@ def test_space_without_a_registered_dataset_asks_for_one(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_cli_bench_ranking_prints_the_record_and_says_when_one_seed_has_no_seed_tau(tmp_path, capsys):
+def test_cli_bench_ranking_prints_the_record_and_says_why_one_seed_has_no_seed_tau(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["bench", "ranking", "--k", "3", "--epochs", "1", "--seeds", "1", "--out", str(out),
                  "--no-progress"]) == 0
@@ -163,6 +163,6 @@ def test_cli_bench_ranking_prints_the_record_and_says_when_one_seed_has_no_seed_
     record = json.loads((out / "ranking.json").read_text())
     assert record["standalone_seed_tau"] is None and record["standalone_seed_tau_val_loss"] is None
     assert record["standalone_split_half_tau"] is None
-    assert "standalone_seed_tau: n/a (one seed)" in text
+    assert "standalone_seed_tau: n/a (needs two seeds that rank the subnets)" in text
     assert f"kendall_tau_params: {record['kendall_tau_params']:.4f}" in text
     assert f"record: {out / 'ranking.json'}" in text

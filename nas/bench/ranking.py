@@ -19,10 +19,11 @@ Diagnostics, to read τ against what the data allows:
   stand-alone accuracies and another's — how well stand-alone training agrees with *itself*.
   No ranker can be expected to agree with a single stand-alone run better than that; the
   seed mean it is compared with is steadier, but when this is far below a τ target the target
-  measures training noise, not the supernet. ``None`` with one seed.
+  measures training noise, not the supernet. ``None`` with one seed (or when no two seeds
+  rank the subnets at all).
 - ``standalone_split_half_tau``: Kendall's τ between the mean over the even-numbered seeds and
   the mean over the odd-numbered ones — the agreement of two half-size references, a floor for
-  how reliable the full seed mean is. ``None`` with one seed.
+  how reliable the full seed mean is. ``None`` with one seed (or a half without a ranking).
 - ``kendall_tau_params``: τ between parameter count and stand-alone accuracy — ranking by size
   alone, the baseline a supernet has to beat to add anything.
 - ``kendall_tau_val_loss`` (and ``standalone_seed_tau_val_loss``): the same on validation
@@ -91,15 +92,19 @@ def spread_archs(space: SearchSpace, k: int, *, seed: int) -> list[ArchConfig]:
     return space.spread(k, key=lambda a: arch_params(space, a), seed=seed, pool=_CANDIDATES)
 
 
+def _runs_per_subnet(runs: list[list[float]]) -> int:
+    counts = {len(r) for r in runs}
+    if len(counts) != 1:
+        raise ValueError(f"every subnet needs the same number of runs, got {sorted(counts)}")
+    return counts.pop()
+
+
 def mean_pairwise_tau(runs: list[list[float]]) -> float | None:
     """Mean Kendall τ-b over pairs of columns of ``runs`` (rows: subnets, columns: seeds).
 
     ``None`` with fewer than two columns, or when every pair is undefined (a constant column).
     """
-    n_cols = {len(r) for r in runs}
-    if len(n_cols) != 1:
-        raise ValueError(f"every subnet needs the same number of runs, got {sorted(n_cols)}")
-    (n,) = n_cols
+    n = _runs_per_subnet(runs)
     taus = [kendalltau([r[a] for r in runs], [r[b] for r in runs]).statistic
             for a, b in itertools.combinations(range(n), 2)]
     taus = [float(t) for t in taus if not math.isnan(t)]
@@ -111,9 +116,7 @@ def split_half_tau(runs: list[list[float]]) -> float | None:
 
     ``None`` with fewer than two columns or when a half-mean is constant (no ranking).
     """
-    if len({len(r) for r in runs}) != 1:
-        raise ValueError(f"every subnet needs the same number of runs, got {sorted({len(r) for r in runs})}")
-    if len(runs[0]) < 2:
+    if _runs_per_subnet(runs) < 2:
         return None
     tau = kendalltau([statistics.mean(r[0::2]) for r in runs], [statistics.mean(r[1::2]) for r in runs]).statistic
     return None if math.isnan(tau) else float(tau)
