@@ -8,9 +8,10 @@
 A shared machine's speed moves (by tens of percent from one second to the next on the 2-core
 CI machine). Tables from ``nas profile`` record the latency of a fixed reference architecture
 timed interleaved with each row's measurement, call by call; with ``normalize="auto"``
-(default) a latency predictor learns each architecture's latency in units of that reference, times the reference's median latency over the training table
-(``ref_baseline_ms``, per batch size) — latency at one machine speed — and :meth:`evaluate` brings held-out
-measurements to that same speed (raw figures are reported beside, as ``*_raw``).
+(default) a latency predictor learns each architecture's latency in units of that reference,
+times the reference's median latency over the training table (``ref_baseline_ms``, per batch
+size) — latency at one machine speed — and :meth:`evaluate` brings held-out measurements to
+that same speed (raw figures are reported beside, as ``*_raw``).
 
 ``fit`` with ``model="auto"`` scores every registered cost model by K-fold cross-validated
 RMSPE on the table and keeps the best as the default (the scores are kept in

@@ -15,6 +15,6 @@ __all__ = [
     "ClockReading", "DeviceFingerprint", "FingerprintMismatch", "KernelRecord", "LatencySettings", "OpRecord",
     "ProfileRecord", "SavedTensorMeter", "TimingStats", "clock_change", "cpu_model_name", "device_fingerprint",
     "device_name", "kernel_records_from_trace", "measure_latency", "measure_latency_paired", "peak_cpu_memory_bytes",
-    "peak_cuda_memory_bytes", "peak_from_memory_events", "profile", "read_clocks", "resident_blocks_per_sm", "saved_activation_bytes",
-    "summarize", "synchronize", "time_once_ms", "waves",
+    "peak_cuda_memory_bytes", "peak_from_memory_events", "profile", "read_clocks", "resident_blocks_per_sm",
+    "saved_activation_bytes", "summarize", "synchronize", "time_once_ms", "waves",
 ]

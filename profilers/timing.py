@@ -134,8 +134,9 @@ def measure_latency(
     """Time ``fn`` until its median is stable.
 
     After ``warmup`` untimed calls (more while ``warmup_seconds`` have not passed), samples are
-    taken in rounds of ``min_repeats // 2`` (at least 2); once there are ``min_repeats`` samples, timing stops as soon as one round moves the
-    running median by at most ``rel_tol`` (relative). It also stops at ``max_repeats`` samples or
+    taken in rounds of ``min_repeats // 2`` (at least 2); once there are ``min_repeats``
+    samples, timing stops as soon as one round moves the running median by at most ``rel_tol``
+    (relative). It also stops at ``max_repeats`` samples or
     after ``max_seconds`` of timing; then ``stable`` is False.
     """
     (stats,) = _sample_until_stable([fn], device, lambda s: statistics.median(s[0]), warmup=warmup,

@@ -162,6 +162,8 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
 
     inherited = [r["inherited_val_acc"] for r in rows]
     standalone = [r["standalone_val_acc"] for r in rows]
+    acc_runs = [r["standalone_val_acc_per_seed"] for r in rows]  # rows: subnets, columns: seeds
+    loss_runs = [r["standalone_val_loss_per_seed"] for r in rows]
     largest = rows[-1]
     record = {
         "kendall_tau": float(kendalltau(inherited, standalone).statistic),
@@ -173,14 +175,13 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
         "largest_inherited_test_acc": largest["inherited_test_acc"],
         "largest_standalone_test_acc": largest["standalone_test_acc"],
         "supernet_minutes": t_supernet / 60,
-        "standalone_seed_range": statistics.mean(
-            max(r["standalone_val_acc_per_seed"]) - min(r["standalone_val_acc_per_seed"]) for r in rows),
-        "standalone_seed_tau": mean_pairwise_tau([r["standalone_val_acc_per_seed"] for r in rows]),
-        "standalone_split_half_tau": split_half_tau([r["standalone_val_acc_per_seed"] for r in rows]),
+        "standalone_seed_range": statistics.mean(max(accs) - min(accs) for accs in acc_runs),
+        "standalone_seed_tau": mean_pairwise_tau(acc_runs),
+        "standalone_split_half_tau": split_half_tau(acc_runs),
         "kendall_tau_params": float(kendalltau([r["params"] for r in rows], standalone).statistic),
         "kendall_tau_val_loss": float(kendalltau([r["inherited_val_loss"] for r in rows],
                                                  [r["standalone_val_loss"] for r in rows]).statistic),
-        "standalone_seed_tau_val_loss": mean_pairwise_tau([r["standalone_val_loss_per_seed"] for r in rows]),
+        "standalone_seed_tau_val_loss": mean_pairwise_tau(loss_runs),
         "acc_unit": "percent; *_acc on the validation split unless named *_test_acc",
         "subnets": rows,
         "config": {**asdict(config), "dataset": dataset, "supernet_run": str(out / "supernet")},
