@@ -158,7 +158,9 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
     else:
         for key in ("kendall_tau", "spearman", "largest_inherited_acc", "largest_standalone_acc",
                     "largest_inherited_test_acc", "largest_standalone_test_acc", "mean_abs_gap",
-                    "standalone_seed_range", "standalone_seed_tau", "standalone_split_half_tau", "kendall_tau_params",
+                    "standalone_seed_range", "standalone_seed_tau", "standalone_split_half_tau",
+                    "standalone_arch_std", "standalone_seed_std", "standalone_mean_reliability",
+                    "kendall_tau_ceiling", "kendall_tau_params",
                     "kendall_tau_val_loss", "standalone_seed_tau_val_loss", "minutes"):
             value = record[key]
             print(f"{key}: {'n/a (needs two seeds that rank the subnets)' if value is None else f'{value:.4f}'}")

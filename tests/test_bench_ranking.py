@@ -11,7 +11,8 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from nas.bench.ranking import (
-    RankingBenchConfig, arch_params, mean_pairwise_tau, run_ranking_bench, split_half_tau, spread_archs,
+    RankingBenchConfig, arch_params, mean_pairwise_tau, run_ranking_bench, seed_variance, split_half_tau,
+    spread_archs,
 )
 from nas.cli import main
 from search_spaces.networks import QuadraNet, count_params
@@ -84,6 +85,49 @@ def test_split_half_tau_has_none_for_one_seed_or_a_constant_half_and_rejects_rag
         split_half_tau([[1.0, 2.0], [1.0]])
 
 
+def test_seed_variance_is_the_one_way_anova_split():
+    runs = [[1.0, 3.0], [4.0, 4.0], [8.0, 6.0]]  # row means 2, 4, 7; row variances 2, 0, 2
+    msb = 2 * statistics.variance([2.0, 4.0, 7.0])  # 2 seeds x 6.333 = 12.667
+    msw = (2.0 + 0.0 + 2.0) / 3
+    got = seed_variance(runs)
+    assert got["seed_std"] == pytest.approx(math.sqrt(msw))
+    assert got["arch_std"] == pytest.approx(math.sqrt((msb - msw) / 2))
+    assert got["reliability"] == pytest.approx((msb - msw) / msb)
+    assert got["tau_ceiling"] == pytest.approx(2 / math.pi * math.asin(math.sqrt((msb - msw) / msb)))
+    # seeds that agree exactly: all variance is architecture, a perfect ranker reaches tau 1
+    assert seed_variance([[1.0, 1.0], [2.0, 2.0], [5.0, 5.0]]) == pytest.approx(
+        {"arch_std": statistics.stdev([1.0, 2.0, 5.0]), "seed_std": 0.0, "reliability": 1.0, "tau_ceiling": 1.0})
+
+
+def test_seed_variance_clips_noise_larger_than_the_spread_and_has_none_without_a_split():
+    got = seed_variance([[0.0, 10.0], [10.0, 0.0], [4.0, 6.0]])
+    assert got is None  # every row mean is 5: nothing to split
+    got = seed_variance([[0.0, 10.0], [10.0, 1.0], [4.0, 6.0]])  # means 5, 5.5, 5: seed noise dwarfs them
+    assert got["arch_std"] == 0.0 and got["reliability"] == 0.0 and got["tau_ceiling"] == 0.0
+    assert got["seed_std"] > 0
+    assert seed_variance([[97.0], [98.0]]) is None  # one seed: no within-subnet variance
+    with pytest.raises(ValueError, match="same number of runs"):
+        seed_variance([[1.0, 2.0], [1.0]])
+
+
+def test_tau_ceiling_predicts_a_perfect_rankers_tau_against_a_noisy_seed_mean():
+    # simulate: 30 architectures with true accuracies N(0, 1), 4 seeds of N(0, 2^2) noise each. The true
+    # reliability of the 4-seed mean is 1 / (1 + 4 / 4) = 0.5; a perfect ranker (the true values) against the
+    # seed mean should average tau = (2/pi) asin(sqrt(0.5)) = 0.5, and the estimates should centre on the truth.
+    gen = torch.Generator().manual_seed(0)
+    taus, ceilings, reliabilities = [], [], []
+    for _ in range(300):
+        truth = torch.randn(30, generator=gen)
+        runs = (truth[:, None] + 2 * torch.randn(30, 4, generator=gen)).tolist()
+        taus.append(kendalltau(truth.tolist(), [statistics.mean(r) for r in runs]).statistic)
+        got = seed_variance(runs)
+        ceilings.append(got["tau_ceiling"])
+        reliabilities.append(got["reliability"])
+    assert statistics.mean(taus) == pytest.approx(0.5, abs=0.03)
+    assert statistics.median(ceilings) == pytest.approx(0.5, abs=0.05)
+    assert statistics.median(reliabilities) == pytest.approx(0.5, abs=0.08)
+
+
 @pytest.fixture(scope="module")
 def tiny_record(tmp_path_factory):
     out = tmp_path_factory.mktemp("rank")
@@ -118,6 +162,10 @@ def test_record_is_consistent_with_its_rows(tiny_record):
     expected = kendalltau([r["standalone_val_acc_per_seed"][0] for r in rows],
                           [r["standalone_val_acc_per_seed"][1] for r in rows]).statistic  # 2 seeds: halves of 1
     assert record["standalone_split_half_tau"] == (None if math.isnan(expected) else pytest.approx(expected))
+    variance = seed_variance([r["standalone_val_acc_per_seed"] for r in rows])
+    for key, name in (("arch_std", "standalone_arch_std"), ("seed_std", "standalone_seed_std"),
+                      ("reliability", "standalone_mean_reliability"), ("tau_ceiling", "kendall_tau_ceiling")):
+        assert record[name] == (None if variance is None else pytest.approx(variance[key]))
     assert record["kendall_tau_params"] == pytest.approx(
         kendalltau([r["params"] for r in rows], standalone).statistic, nan_ok=True)
     assert record["largest_inherited_acc"] == rows[-1]["inherited_val_acc"]
@@ -163,6 +211,8 @@ def test_cli_bench_ranking_prints_the_record_and_says_why_one_seed_has_no_seed_t
     record = json.loads((out / "ranking.json").read_text())
     assert record["standalone_seed_tau"] is None and record["standalone_seed_tau_val_loss"] is None
     assert record["standalone_split_half_tau"] is None
+    assert record["standalone_mean_reliability"] is None and record["kendall_tau_ceiling"] is None
+    assert "kendall_tau_ceiling: n/a" in text
     assert "standalone_seed_tau: n/a (needs two seeds that rank the subnets)" in text
     assert f"kendall_tau_params: {record['kendall_tau_params']:.4f}" in text
     assert f"record: {out / 'ranking.json'}" in text

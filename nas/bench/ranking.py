@@ -24,6 +24,14 @@ Diagnostics, to read τ against what the data allows:
 - ``standalone_split_half_tau``: Kendall's τ between the mean over the even-numbered seeds and
   the mean over the odd-numbered ones — the agreement of two half-size references, a floor for
   how reliable the full seed mean is. ``None`` with one seed (or a half without a ranking).
+- ``standalone_arch_std``, ``standalone_seed_std``, ``standalone_mean_reliability`` and
+  ``kendall_tau_ceiling``: a one-way random-effects split of the stand-alone accuracies
+  (subnets × seeds) into the spread of the architectures' true accuracies and the spread of one
+  training run around its architecture's (both in points); the reliability of the seed mean
+  (the share of its variance that is architecture, ICC(1,k)); and the τ a *perfect* ranker can
+  expect against that mean, (2/π)·arcsin(√reliability) — exact for bivariate normal data
+  (Greiner's relation), a guide otherwise. ``None`` with one seed, or when the subnets' means are
+  all equal.
 - ``kendall_tau_params``: τ between parameter count and stand-alone accuracy — ranking by size
   alone, the baseline a supernet has to beat to add anything.
 - ``kendall_tau_val_loss`` (and ``standalone_seed_tau_val_loss``): the same on validation
@@ -55,7 +63,7 @@ from search_spaces.space import SearchSpace, create_space
 
 __all__ = [
     "DEFAULT_DATASET", "RankingBenchConfig", "arch_params", "mean_pairwise_tau", "run_ranking_bench",
-    "split_half_tau", "spread_archs",
+    "seed_variance", "split_half_tau", "spread_archs",
 ]
 
 _CANDIDATES = 400
@@ -122,6 +130,26 @@ def split_half_tau(runs: list[list[float]]) -> float | None:
     return None if math.isnan(tau) else float(tau)
 
 
+def seed_variance(runs: list[list[float]]) -> dict[str, float] | None:
+    """Split ``runs`` (rows: subnets, columns: seeds) into architecture and seed variance.
+
+    One-way random-effects ANOVA with ``n`` seeds: ``MSB`` = n · variance of the row means,
+    ``MSW`` = mean of the row variances. Returns ``arch_std`` = √max(0, (MSB − MSW) / n),
+    ``seed_std`` = √MSW, ``reliability`` = max(0, (MSB − MSW) / MSB) (of the n-seed mean) and
+    ``tau_ceiling`` = (2/π)·arcsin(√reliability). ``None`` with one seed or equal row means.
+    """
+    n = _runs_per_subnet(runs)
+    if n < 2 or len(runs) < 2:
+        return None
+    msb = n * statistics.variance([statistics.mean(r) for r in runs])
+    if msb == 0:
+        return None
+    msw = statistics.mean(statistics.variance(r) for r in runs)
+    reliability = max(0.0, (msb - msw) / msb)
+    return {"arch_std": math.sqrt(max(0.0, (msb - msw) / n)), "seed_std": math.sqrt(msw),
+            "reliability": reliability, "tau_ceiling": 2 / math.pi * math.asin(math.sqrt(reliability))}
+
+
 def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     space = create_space(config.space)
@@ -165,6 +193,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     acc_runs = [r["standalone_val_acc_per_seed"] for r in rows]  # rows: subnets, columns: seeds
     loss_runs = [r["standalone_val_loss_per_seed"] for r in rows]
     largest = rows[-1]
+    variance = seed_variance(acc_runs) or dict.fromkeys(("arch_std", "seed_std", "reliability", "tau_ceiling"))
     record = {
         "kendall_tau": float(kendalltau(inherited, standalone).statistic),
         "spearman": float(spearmanr(inherited, standalone).statistic),
@@ -178,6 +207,10 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
         "standalone_seed_range": statistics.mean(max(accs) - min(accs) for accs in acc_runs),
         "standalone_seed_tau": mean_pairwise_tau(acc_runs),
         "standalone_split_half_tau": split_half_tau(acc_runs),
+        "standalone_arch_std": variance["arch_std"],
+        "standalone_seed_std": variance["seed_std"],
+        "standalone_mean_reliability": variance["reliability"],
+        "kendall_tau_ceiling": variance["tau_ceiling"],
         "kendall_tau_params": float(kendalltau([r["params"] for r in rows], standalone).statistic),
         "kendall_tau_val_loss": float(kendalltau([r["inherited_val_loss"] for r in rows],
                                                  [r["standalone_val_loss"] for r in rows]).statistic),
