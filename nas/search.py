@@ -16,7 +16,8 @@ Phases, each resumable from what the run directory already holds (``--resume``):
    processes on the same study (a journal file by default, :mod:`nas.storage`); ``join``
    adds this process to a study another worker created in a shared ``storage`` (PostgreSQL
    across machines). A database that fails mid-search raises
-   :class:`nas.storage.StorageUnavailable`; everything told before is kept.
+   :class:`nas.storage.StorageUnavailable`; everything told before is kept. ``resume``
+   continues the storage and study name that ``config.json`` records unless others are given.
 5. **Picks** (``picks.json``): per budget, the most accurate trial predicted to meet it is
    **measured** on the device; if the measurement misses the budget, the predictions of the
    remaining candidates are scaled by the underestimate the miss revealed and the most accurate
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -85,7 +87,7 @@ class SearchConfig:
     trials: int | None = None
     sampler: str = "nsga2"
     population_size: int | None = None
-    storage: str | None = None  # None: SQLite in the run directory (a journal file with workers > 1)
+    storage: str | None = None  # None: the recorded one on resume, else SQLite in the run dir (journal: workers > 1)
     study_name: str | None = None
     resume: bool = False
     join: bool = False  # add this process to an existing study of the same problem (another worker's)
@@ -175,6 +177,36 @@ def _run_dir(cfg: SearchConfig) -> Path:
     if cfg.out is None:
         return Path("results") / f"search-{cfg.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     return Path(cfg.out)
+
+
+def stored_storage(stored: dict[str, Any], run_dir: Path) -> str | None:
+    """The study storage a run directory's ``config.json`` records (``None`` before its study began).
+
+    A file storage (SQLite, journal) that is no longer at its recorded absolute path but lies in
+    ``run_dir`` under the same name — a run directory moved or copied elsewhere — is read there.
+    """
+    url = stored.get("storage")
+    if not isinstance(url, str):
+        return None
+    for scheme in ("sqlite:///", "journal:///"):
+        if url.startswith(scheme):
+            recorded = Path(url[len(scheme):])
+            here = run_dir / recorded.name
+            if not recorded.exists() and here.is_file():
+                return f"{scheme}{here.resolve()}"
+    return url
+
+
+def _with_stored_study(config: SearchConfig) -> SearchConfig:
+    """On ``--resume``, the study's storage and name default to what the run directory recorded:
+    a run started with ``--workers``, ``--storage`` or ``--study-name`` resumes its own study
+    without repeating them (an empty new study would otherwise stand in for it)."""
+    if not config.resume or config.out is None:
+        return config
+    out = Path(config.out)
+    stored = read_run_config(out)
+    return replace(config, storage=config.storage or stored_storage(stored, out),
+                   study_name=config.study_name or stored.get("study_name"))
 
 
 def _prepare(cfg: SearchConfig, out: Path) -> None:
@@ -417,7 +449,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     """Run (or resume) a search; see the module docstring. Raises nothing for infeasible
     budgets: they are in ``result.infeasible`` (the CLI exits 2 for them)."""
     t_start = time.perf_counter()
-    cfg = config.resolved()
+    cfg = _with_stored_study(config).resolved()
     out = _run_dir(cfg)
     _prepare(cfg, out)
     set_seed(cfg.seed)
@@ -498,22 +530,35 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
 
 
 def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
-    """``nas report``: re-read the study from its storage into ``trials.csv`` / ``pareto.csv``
-    (when the storage is reachable) and render the report again — no supernet needed."""
+    """``nas report``: re-read the study from its storage into ``trials.csv`` / ``pareto.csv`` and
+    render the report again — no supernet needed. When the storage cannot be reached but the run
+    directory holds ``trials.csv``, the report is rendered from the tables already there, with a
+    warning that they may lack the trials told since they were written."""
     run_dir = Path(run_dir)
     stored = read_run_config(run_dir)
     try:
-        storage, name, objectives = stored["storage"], stored["study_name"], stored["objectives"]
-        n_budgets = len(stored["budgets"])
+        if stored["storage"] is None:
+            raise KeyError("storage")
+        name, objectives, n_budgets = stored["study_name"], stored["objectives"], len(stored["budgets"])
     except KeyError as err:
         raise ValueError(f"{run_dir / 'config.json'} lacks {err}; was the search stopped before its study "
                          f"started?") from None
+    storage = stored_storage(stored, run_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=name, storage=create_storage(storage))
+        trials = trials_frame(study, n_budgets)
     except KeyError:
-        raise ValueError(f"study {name!r} not found in {storage}") from None
-    _write_tables(run_dir, trials_frame(study, n_budgets), objectives)
+        raise ValueError(f"study {name!r} not found in {describe_storage(storage)}") from None
+    except Exception as err:
+        if not _is_storage_error(err) or not (run_dir / "trials.csv").is_file():
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        warnings.warn(f"the study storage cannot be read ({first}); the report is rendered from the "
+                      f"trials.csv and pareto.csv already in {run_dir}, which lack any trial told after "
+                      f"they were written", stacklevel=2)
+        return write_report(run_dir)
+    _write_tables(run_dir, trials, objectives)
     return write_report(run_dir)
 
 

@@ -7,15 +7,18 @@ import json
 import shutil
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import torch
+from optuna.trial import TrialState
 
 import nas
 from nas.budgets import Budget
 from nas.cli import main, search_main
 from nas.export import check_onnx
 from nas.search import SearchConfig, run_search
+from nas.storage import create_storage
 from nas.supernet_train import load_supernet
 from search_spaces.arch import ArchConfig
 
@@ -180,6 +183,56 @@ def test_resume_tops_up_without_retraining(run, tmp_path):
     assert weights.stat().st_mtime_ns == stamp
     assert len(pd.read_csv(copy / "profiles.csv")) == n_profiles
     assert len(pd.read_csv(copy / "trials.csv")) == 30
+
+
+def _reusing(run, out, *extra: str, trials: int = 8) -> list[str]:
+    """CLI arguments of a small search that reuses ``run``'s supernet and predictors."""
+    return ["--out", str(out), "--supernet", str(run.run_dir / "supernet"), "--predictors",
+            str(run.run_dir / "predictors"), "--quick", "--trials", str(trials), "--population-size", "8",
+            "--no-progress", "--format", "safetensors", *extra]
+
+
+def test_resume_continues_the_recorded_storage_and_study_name(run, tmp_path):
+    out = tmp_path / "own"
+    journal = tmp_path / "elsewhere" / "s.journal"
+    assert search_main(_reusing(run, out, "--storage", f"journal:///{journal}", "--study-name", "mine")) == 0
+    # resumed without repeating --storage / --study-name: the same study goes on (not a new, empty one)
+    assert search_main(_reusing(run, out, "--resume", trials=12)) == 0
+    study = optuna.load_study(study_name="mine", storage=create_storage(f"journal:///{journal}"))
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 12
+    assert not (out / "study.db").exists() and not (out / "study.journal").exists()
+    assert len(pd.read_csv(out / "trials.csv")) == 12
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["storage"] == f"journal:///{journal}" and stored["study_name"] == "mine"
+
+
+def test_a_moved_run_directory_reports_and_resumes_from_its_own_study_file(run, tmp_path):
+    first = tmp_path / "first"
+    assert search_main(_reusing(run, first)) == 0
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    assert main(["report", "--run", str(moved)]) == 0
+    assert len(pd.read_csv(moved / "trials.csv")) == 8
+    assert search_main(_reusing(run, moved, "--resume", trials=10)) == 0
+    assert len(pd.read_csv(moved / "trials.csv")) == 10
+    assert json.loads((moved / "config.json").read_text())["storage"] == f"sqlite:///{(moved / 'study.db').resolve()}"
+    assert not first.exists()  # nothing was recreated at the old place
+
+
+def test_report_without_its_storage_renders_from_the_tables_on_disk(run, tmp_path, capsys):
+    copy = tmp_path / "offline"
+    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("supernet", "predictors", "exports"))
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["storage"] = "postgresql://nobody@127.0.0.1:9/none"  # nothing listens on port 9
+    (copy / "config.json").write_text(json.dumps(cfg))
+    before = (copy / "trials.csv").read_text()
+    (copy / "report.html").unlink()
+    with pytest.warns(UserWarning, match="cannot be read.*rendered from the trials.csv"):
+        assert main(["report", "--run", str(copy)]) == 0
+    assert (copy / "report.html").is_file() and (copy / "trials.csv").read_text() == before
+    (copy / "trials.csv").unlink()  # nothing to fall back on: the storage error is the answer
+    assert main(["report", "--run", str(copy)]) == 3
+    assert "127.0.0.1:9" in capsys.readouterr().err
 
 
 def test_resume_with_other_objectives_is_refused(run, tmp_path, capsys):
