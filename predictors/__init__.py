@@ -3,8 +3,8 @@
 Owns: analytic features of an architecture (:mod:`predictors.features`), the profile table
 (:mod:`predictors.table`), cost models (:mod:`predictors.models`), error measures
 (:mod:`predictors.metrics`) and :class:`Predictor` — fitting, evaluation and persistence.
-Imports scikit-learn, pandas and ``search_spaces`` only (see DESIGN.md); device fingerprints
-arrive as plain dicts.
+Imports scikit-learn (and SciPy, which scikit-learn is built on: Kendall's τ), pandas and
+``search_spaces`` only (see DESIGN.md); device fingerprints arrive as plain dicts.
 """
 
 from predictors.features import LayerCost, arch_features, feature_names, layer_costs
