@@ -179,20 +179,29 @@ def _run_dir(cfg: SearchConfig) -> Path:
     return Path(cfg.out)
 
 
+_OWN_STUDY_FILES = {"sqlite:///": "study.db", "journal:///": "study.journal"}
+
+
+def _own_study_file(storage: str, run_dir: Path) -> bool:
+    """Whether ``storage`` is the run directory's own study file (``study.db`` / ``study.journal``)."""
+    return any(storage == f"{scheme}{(run_dir / name).resolve()}" for scheme, name in _OWN_STUDY_FILES.items())
+
+
 def stored_storage(stored: dict[str, Any], run_dir: Path) -> str | None:
     """The study storage a run directory's ``config.json`` records (``None`` before its study began).
 
-    A file storage (SQLite, journal) that is no longer at its recorded absolute path but lies in
-    ``run_dir`` under the same name — a run directory moved or copied elsewhere — is read there.
+    A run's own study file (``storage_in_run_dir``) is read from ``run_dir`` wherever the
+    directory now lies: a moved or copied run goes on with its own study, never the original's.
+    A recorded file storage that no longer exists but has a namesake in ``run_dir`` is read there.
     """
     url = stored.get("storage")
     if not isinstance(url, str):
         return None
-    for scheme in ("sqlite:///", "journal:///"):
+    for scheme in _OWN_STUDY_FILES:
         if url.startswith(scheme):
             recorded = Path(url[len(scheme):])
             here = run_dir / recorded.name
-            if not recorded.exists() and here.is_file():
+            if stored.get("storage_in_run_dir") or (not recorded.exists() and here.is_file()):
                 return f"{scheme}{here.resolve()}"
     return url
 
@@ -476,7 +485,9 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
         study = open_study(storage=storage, study_name=cfg.study_name, problem=problem,
                            sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
                            resume=cfg.resume, join=cfg.join, create_on_resume=cfg.storage is None)
-        _json_write(out / "config.json", {**stored, "storage": storage, "budgets": [b.to_dict() for b in budgets],
+        _json_write(out / "config.json", {**stored, "storage": storage,
+                                          "storage_in_run_dir": _own_study_file(storage, out),
+                                          "budgets": [b.to_dict() for b in budgets],
                                           "objectives": list(cfg.objectives)})
         helpers = _start_workers(cfg, out, storage, budgets)
         ran = run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets,

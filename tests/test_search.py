@@ -189,7 +189,8 @@ def _reusing(run, out, *extra: str, trials: int = 8) -> list[str]:
     """CLI arguments of a small search that reuses ``run``'s supernet and predictors."""
     return ["--out", str(out), "--supernet", str(run.run_dir / "supernet"), "--predictors",
             str(run.run_dir / "predictors"), "--quick", "--trials", str(trials), "--population-size", "8",
-            "--no-progress", "--format", "safetensors", *extra]
+            "--no-progress", "--format", "safetensors", "--latency-budget-ms", "1000", "--memory-budget-mb", "1000",
+            *extra]
 
 
 def test_resume_continues_the_recorded_storage_and_study_name(run, tmp_path):
@@ -204,18 +205,27 @@ def test_resume_continues_the_recorded_storage_and_study_name(run, tmp_path):
     assert len(pd.read_csv(out / "trials.csv")) == 12
     stored = json.loads((out / "config.json").read_text())
     assert stored["storage"] == f"journal:///{journal}" and stored["study_name"] == "mine"
+    assert stored["storage_in_run_dir"] is False
 
 
-def test_a_moved_run_directory_reports_and_resumes_from_its_own_study_file(run, tmp_path):
+def test_a_copied_or_moved_run_directory_goes_on_with_its_own_study_file(run, tmp_path):
     first = tmp_path / "first"
     assert search_main(_reusing(run, first)) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    assert search_main(_reusing(run, copy, "--resume", trials=10)) == 0  # the copy's study, not the original's
+    assert len(pd.read_csv(copy / "trials.csv")) == 10
+    original = optuna.load_study(study_name="nas-search-digits-s",
+                                 storage=create_storage(f"sqlite:///{first / 'study.db'}"))
+    assert len(original.trials) == 8
     moved = tmp_path / "moved"
     shutil.move(first, moved)
     assert main(["report", "--run", str(moved)]) == 0
     assert len(pd.read_csv(moved / "trials.csv")) == 8
-    assert search_main(_reusing(run, moved, "--resume", trials=10)) == 0
-    assert len(pd.read_csv(moved / "trials.csv")) == 10
-    assert json.loads((moved / "config.json").read_text())["storage"] == f"sqlite:///{(moved / 'study.db').resolve()}"
+    assert search_main(_reusing(run, moved, "--resume", trials=9)) == 0
+    assert len(pd.read_csv(moved / "trials.csv")) == 9
+    stored = json.loads((moved / "config.json").read_text())
+    assert stored["storage"] == f"sqlite:///{(moved / 'study.db').resolve()}" and stored["storage_in_run_dir"] is True
     assert not first.exists()  # nothing was recreated at the old place
 
 
