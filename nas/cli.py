@@ -7,7 +7,7 @@
     nas train-supernet --space NAME --dataset D --epochs N --out DIR [--resume]
     nas supernet eval --checkpoint DIR --arch FILE.json
     nas profile --space NAME --n N --device cpu|cuda --batch-size B --out FILE.csv
-    nas predictors fit --profiles FILE.csv --out DIR | refit DIR | show DIR
+    nas predictors fit --profiles FILE.csv --out DIR [--space NAME] | refit DIR | show DIR
     nas predictors predict --predictor DIR --arch FILE.json --batch-size B
     nas bench mixer [--device cpu|cuda] [--json]
     nas bench ranking --space NAME [--json]
@@ -56,9 +56,10 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_net(args: argparse.Namespace) -> int:
-    from nas.train import TrainConfig
+    from nas.train import TrainConfig, check_device
     from nas.train_net import train_net
 
+    check_device(args.device, name="--device", available=True)
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, seed=args.seed, device=args.device,
@@ -93,9 +94,12 @@ def _cmd_space_show(args: argparse.Namespace) -> int:
 def _cmd_space_sample(args: argparse.Namespace) -> int:
     import random
 
+    from nas.run_dir import check_output_file
     from search_spaces.space import create_space
 
     sp = create_space(args.name)
+    if args.out:
+        check_output_file(args.out)
     arch = sp.max_arch() if args.max else sp.min_arch() if args.min else sp.sample(random.Random(args.seed))
     text = arch.to_json(indent=2)
     if args.out:
@@ -109,8 +113,9 @@ def _cmd_space_sample(args: argparse.Namespace) -> int:
 
 def _cmd_train_supernet(args: argparse.Namespace) -> int:
     from nas.supernet_train import SupernetConfig, train_supernet
-    from nas.train import TrainConfig
+    from nas.train import TrainConfig, check_device
 
+    check_device(args.device, name="--device", available=True)
     config = SupernetConfig(
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
@@ -132,8 +137,10 @@ def _cmd_train_supernet(args: argparse.Namespace) -> int:
 def _cmd_supernet_eval(args: argparse.Namespace) -> int:
     from nas.data import load_dataset
     from nas.supernet_train import evaluate_arch, load_supernet
+    from nas.train import check_device
     from search_spaces.space import load_arch
 
+    check_device(args.device, name="--device", available=True)
     supernet, run_config = load_supernet(args.checkpoint)
     arch = load_arch(args.arch, supernet.space)
     splits = load_dataset(run_config["dataset"], seed=run_config["seed"], data_dir=run_config.get("data_dir"))
@@ -147,11 +154,17 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
     import time
 
     from nas.bench.ranking import RankingBenchConfig, run_ranking_bench
+    from nas.run_dir import file_in_the_way
+    from nas.train import check_device
 
+    check_device(args.device, name="--device", available=True)
     config = RankingBenchConfig(space=args.space, dataset=args.dataset, data_dir=args.data_dir, k=args.k,
                                 epochs=args.epochs, seed=args.seed, seeds=args.seeds,
                                 distill=not args.no_distill, device=args.device)
     out = args.out or f"results/bench-ranking-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    blocker = file_in_the_way(out)
+    if blocker is not None:
+        raise ValueError(f"--out {out} cannot be a run directory: {blocker} is a file, not a directory")
     record = run_ranking_bench(config, out=out, progress=not args.no_progress)
     if args.json:
         print(json.dumps(record, indent=2))
@@ -170,12 +183,15 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
 
 def _cmd_bench_mixer(args: argparse.Namespace) -> int:
     from nas.bench.mixer import MixerBenchConfig, run_mixer_bench
+    from nas.run_dir import check_output_file
 
     config = MixerBenchConfig(
         device=args.device, batch_size=args.batch_size, width=args.width, depth=args.depth,
         image_size=args.image_size, kernel_size=args.kernel_size, repeats=args.repeats, warmup=args.warmup,
         threads=args.threads, seed=args.seed,
     )
+    if args.out:
+        check_output_file(args.out)  # before the benchmark runs, so that its result is not lost
     record = run_mixer_bench(config, progress=not args.no_progress)
     text = json.dumps(record, indent=2)
     if args.out:
@@ -226,20 +242,38 @@ def _artifact_dirs(path: Path) -> list[Path]:
 
 
 def _cmd_predictors_fit(args: argparse.Namespace) -> int:
+    from nas.run_dir import file_in_the_way
     from predictors.predictor import Predictor
     from predictors.table import read_profiles, rows_for
 
+    if args.seed < 0:  # as the configs of the other commands check their seed
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed!r}")
+    out = Path(args.out)
+    blocker = file_in_the_way(out)
+    if blocker == out:
+        raise ValueError(f"--out {out} is a file; give a directory (one artifact per target is written under it)")
+    if blocker is not None:
+        raise ValueError(f"--out {out} cannot be created: {blocker} is a file, not a directory")
     table = read_profiles(args.profiles)
+    if len(table) == 0:
+        raise ValueError(f"profile table {args.profiles} has no rows; profile some architectures with `nas profile`")
     ids = sorted(table["fingerprint_id"].astype(str).unique())
     if args.fingerprint_id:
         if args.fingerprint_id not in ids:
             raise ValueError(f"{args.profiles} has no rows of fingerprint {args.fingerprint_id!r}; it has {ids}")
     elif len(ids) > 1:
         raise ValueError(f"{args.profiles} holds {len(ids)} devices {ids}; choose one with --fingerprint-id")
-    table = rows_for(table, fingerprint_id=args.fingerprint_id or ids[0], batch_sizes=args.batch_size or None)
+    table = rows_for(table, fingerprint_id=args.fingerprint_id or ids[0])
+    spaces = sorted(table["space"].astype(str).unique())
+    if args.space:
+        if args.space not in spaces:
+            raise ValueError(f"{args.profiles} has no rows of space {args.space!r}; it has {spaces}")
+    elif len(spaces) > 1:
+        raise ValueError(f"{args.profiles} holds {len(spaces)} spaces {spaces}; choose one with --space "
+                         f"(one predictor per space)")
+    table = rows_for(table, batch_sizes=args.batch_size or None, space=args.space)
     if len(table) == 0:
         raise ValueError(f"no rows of {args.profiles} match batch sizes {args.batch_size}")
-    out = Path(args.out)
     for target in args.target:
         pred = Predictor(target=target, model=args.model, seed=args.seed).fit(table)
         pred.save(out / target)
@@ -277,10 +311,12 @@ def _cmd_predictors_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_predictors_predict(args: argparse.Namespace) -> int:
+    from nas.train import check_device
     from predictors.predictor import Predictor
     from profilers.fingerprint import device_fingerprint
     from search_spaces.space import load_arch
 
+    check_device(args.device, name="--device", available=True)
     fp = device_fingerprint(args.device, threads=args.threads)
     arch = load_arch(args.arch)
     for d in _artifact_dirs(Path(args.predictor)):
@@ -572,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="auto", help="auto (best by cross-validation), flops, lookup, linear, gbt, forest")
     p.add_argument("--batch-size", type=int, action="append", help="only these batch sizes (repeatable)")
     p.add_argument("--fingerprint-id", default=None, help="the device's rows, when the table holds several")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--space", default=None, help="the search space's rows, when the table holds several")
+    p.add_argument("--seed", type=int, default=0, help="seed of the models and the cross-validation folds")
     p.set_defaults(func=_cmd_predictors_fit)
     p = preds_sub.add_parser("refit", help="rebuild artifacts from their stored training table (any scikit-learn)")
     p.add_argument("dir", help="an artifact directory, or a directory of them")
@@ -709,6 +746,10 @@ def _run(args: argparse.Namespace, *, prog: str) -> int:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or directory in the way, no permission, …: bad --out and the like
+        where = f"{err.filename}: " if err.filename is not None else ""
+        print(f"{prog}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except FloatingPointError as err:  # training diverged; checkpoints already written are kept
         print(f"{prog}: training stopped: {err}", file=sys.stderr)

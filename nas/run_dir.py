@@ -8,14 +8,29 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_new_run_dir", "prepare_run_dir", "read_run_config", "write_text_atomic"]
+__all__ = ["check_new_run_dir", "check_output_file", "file_in_the_way", "prepare_run_dir", "read_run_config",
+           "write_text_atomic"]
+
+
+def file_in_the_way(path: str | Path) -> Path | None:
+    """``path`` or its nearest existing ancestor if that is not a directory (so no directory can be
+    made at ``path``); ``None`` when ``path`` is a directory or could be created."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():  # a dangling link blocks as a file would
+            return None if p.is_dir() else p
+    return None
 
 
 def check_new_run_dir(out: str | Path, *, hint: str = "choose another --out") -> Path:
-    """Raise ``FileExistsError`` if ``out`` is a file or a non-empty directory; create nothing."""
+    """Raise ``FileExistsError`` if ``out`` is a file or a non-empty directory, or if an existing
+    ancestor of it is a file; create nothing."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
+    blocker = file_in_the_way(out)
+    if blocker == out:
         raise FileExistsError(f"run directory {out} exists and is not a directory; {hint}")
+    if blocker is not None:
+        raise FileExistsError(f"run directory {out} cannot be created: {blocker} is a file, not a directory; {hint}")
     if out.is_dir() and any(out.iterdir()):
         raise FileExistsError(f"run directory {out} already holds files; {hint}")
     return out
@@ -26,6 +41,18 @@ def prepare_run_dir(out: str | Path) -> Path:
     out = check_new_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def check_output_file(path: str | Path, *, option: str = "--out") -> Path:
+    """Raise ``ValueError`` unless a file can be written at ``path`` (creating its missing parent
+    directories): it is not a directory and no existing ancestor is a file. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a directory; give the path of a file to write")
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise ValueError(f"{option} {path} cannot be written: {blocker} is a file, not a directory")
+    return path
 
 
 def read_run_config(run_dir: str | Path, *, kind: str = "nas-search") -> dict[str, Any]:

@@ -9,7 +9,9 @@ and returns a :class:`TrainResult` record.
 from __future__ import annotations
 
 import math
+import numbers
 import random
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,9 +26,34 @@ from nas.augment import AUGMENTATIONS, augment_batch
 from nas.data import DatasetSplits
 
 __all__ = [
-    "EpochRecord", "TrainConfig", "TrainResult", "Trainer", "evaluate", "set_seed",
+    "EpochRecord", "TrainConfig", "TrainResult", "Trainer", "check_device", "evaluate", "set_seed",
     "soft_cross_entropy", "train_model",
 ]
+
+_DEVICE_RE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def check_device(device: object, *, name: str = "device", available: bool = False) -> str:
+    """Return ``device`` if it is 'cpu', 'cuda' or 'cuda:N' (the devices this project runs on).
+
+    With ``available``, a CUDA device must also exist here. ``name`` is what the messages call
+    the value: a field (``device``) or a command-line option (``--device``).
+    """
+    if not isinstance(device, str) or not _DEVICE_RE.fullmatch(device):
+        raise ValueError(f"{name} must be 'cpu' or 'cuda[:N]', got {device!r}")
+    if available and device != "cpu":
+        flag = name.startswith("-")
+        head = f"{name} {device}" if flag else f"{name} {device!r}"
+        use = f"use {name} cpu" if flag else f"use {name}='cpu'"
+        if not torch.cuda.is_available():
+            raise ValueError(f"{head}: no CUDA device is available here (torch {torch.__version__}); {use}")
+        count = torch.cuda.device_count()
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            valid = ", ".join(f"cuda:{i}" for i in range(count))
+            raise ValueError(f"{head}: this machine has {count} CUDA device(s) ({valid}); choose one of them or "
+                             f"{use}")
+    return device
 
 
 def set_seed(seed: int) -> None:
@@ -58,18 +85,21 @@ class TrainConfig:
         def is_int(v: object) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
 
+        def is_finite(v: object) -> bool:  # NaN and ±inf are not
+            return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
         if not is_int(self.epochs) or self.epochs < 1:
             bad("epochs", "must be a positive integer")
         if not is_int(self.batch_size) or self.batch_size < 1:
             bad("batch_size", "must be a positive integer")
-        if not self.lr > 0:
-            bad("lr", "must be > 0")
-        if not self.weight_decay >= 0:  # written so that NaN fails too
-            bad("weight_decay", "must be >= 0")
+        if not is_finite(self.lr) or not self.lr > 0:
+            bad("lr", "must be a finite number > 0")
+        if not is_finite(self.weight_decay) or not self.weight_decay >= 0:
+            bad("weight_decay", "must be a finite number >= 0")
         if not 0.0 <= self.label_smoothing < 1.0:  # NaN fails chained comparisons
             bad("label_smoothing", "must be in [0, 1)")
-        if not self.warmup_epochs >= 0:
-            bad("warmup_epochs", "must be >= 0")
+        if not is_finite(self.warmup_epochs) or not self.warmup_epochs >= 0:
+            bad("warmup_epochs", "must be a finite number >= 0")
         if not is_int(self.seed) or self.seed < 0:
             bad("seed", "must be a non-negative integer")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -78,12 +108,7 @@ class TrainConfig:
             bad("grad_clip_norm", "must be > 0 or None")
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             bad("augment", f"must be None or one of {', '.join(AUGMENTATIONS)}")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError:
-            bad("device", "must be a torch device string such as 'cpu' or 'cuda'")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            bad("device", "asks for CUDA but torch sees no CUDA device; use 'cpu'")
+        check_device(self.device, available=True)  # 'cpu' or 'cuda[:N]', and a CUDA device must exist
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

@@ -144,9 +144,23 @@ def _nvml_handle(pynvml, device: torch.device):
     return pynvml.nvmlDeviceGetHandleByIndex(index)
 
 
+def _as_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device``; a string torch cannot parse ('CPU', 'bogus', 'cuda:x') is a
+    ``ValueError`` naming the valid forms, not torch's ``RuntimeError``. Device types other than
+    cpu and cuda are left to the caller."""
+    if isinstance(device, torch.device):
+        return device
+    if isinstance(device, str):
+        try:
+            return torch.device(device)
+        except RuntimeError:
+            pass
+    raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+
+
 def device_fingerprint(device: torch.device | str = "cpu", *, threads: int | None = None) -> DeviceFingerprint:
     """The fingerprint of ``device``; on CPU ``threads`` is the thread count used (default torch's)."""
-    device = torch.device(device)
+    device = _as_device(device)
     if device.type == "cpu":
         return DeviceFingerprint(kind="cpu", name=cpu_model_name(), torch_version=torch.__version__,
                                  cpu_cores=os.cpu_count(), threads=threads or torch.get_num_threads())
@@ -154,6 +168,10 @@ def device_fingerprint(device: torch.device | str = "cpu", *, threads: int | Non
         raise ValueError(f"can fingerprint 'cpu' or 'cuda' devices, got {device}")
     if not torch.cuda.is_available():
         raise ValueError(f"{device} requested but torch sees no CUDA device (torch {torch.__version__})")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"{device} requested but torch sees {count} CUDA device(s) "
+                         f"({', '.join(f'cuda:{i}' for i in range(count))})")
     index = device.index if device.index is not None else torch.cuda.current_device()
     props = torch.cuda.get_device_properties(index)
     cc = (props.major, props.minor)
@@ -215,7 +233,7 @@ _THROTTLE_BITS = {0x2: "sw_power_cap", 0x8: "hw_slowdown", 0x20: "sw_thermal", 0
 
 def read_clocks(device: torch.device | str = "cpu") -> ClockReading:
     """Clocks, temperature, power and active throttle reasons of ``device`` now."""
-    device = torch.device(device)
+    device = _as_device(device)
     if device.type != "cuda":
         return ClockReading(core_clock_mhz=_cpu_mhz())
     pynvml = _nvml()

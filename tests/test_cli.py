@@ -124,7 +124,10 @@ def test_train_net_cifar10_without_data_dir(capsys, tmp_path):
     ("--batch-size", "-1", "batch_size"),
     ("--lr", "0", "lr"),
     ("--label-smoothing", "1.0", "label_smoothing"),
-    ("--device", "not_a_device", "device"),
+    ("--lr", "inf", "lr"),                      # training would diverge to NaN
+    ("--lr", "nan", "lr"),
+    ("--weight-decay", "inf", "weight_decay"),
+    ("--device", "not_a_device", "--device"),  # checked by the command, naming the option
 ])
 def test_train_net_bad_config_value(capsys, tmp_path, flag, value, field):
     code = main(["train-net", "--model", "quadranet_digits", "--dataset", "digits", flag, value,
@@ -141,7 +144,8 @@ def test_train_net_cuda_without_cuda(capsys, tmp_path):
                  "--out", str(tmp_path / "r"), "--no-progress"])
     assert code == 2
     err = _err(capsys)
-    assert err.startswith("nas train-net: error: device ") and "CUDA" in err
+    assert err.startswith("nas train-net: error: --device cuda: no CUDA device is available here (torch ")
+    assert err.rstrip().endswith("use --device cpu")
     assert not (tmp_path / "r").exists()
 
 
@@ -173,6 +177,21 @@ def test_prepare_run_dir(tmp_path):
         prepare_run_dir(nested)
     with pytest.raises(FileExistsError, match="not a directory"):
         prepare_run_dir(nested / "x.txt")
+
+
+def test_check_new_run_dir_names_a_file_among_the_ancestors(tmp_path):
+    from nas.run_dir import check_new_run_dir, file_in_the_way
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("keep me")
+    assert file_in_the_way(tmp_path / "new" / "run") is None and file_in_the_way(tmp_path) is None
+    assert file_in_the_way(blocker) == blocker
+    assert file_in_the_way(blocker / "a" / "b") == blocker
+    with pytest.raises(FileExistsError) as info:
+        check_new_run_dir(blocker / "a" / "b", hint="choose another --out")
+    assert str(info.value) == (f"run directory {blocker / 'a' / 'b'} cannot be created: {blocker} is a file, not a "
+                               f"directory; choose another --out")
+    assert blocker.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
 def test_default_run_dir_name(tmp_path):
@@ -391,3 +410,156 @@ def test_diverging_training_exits_1_with_a_message(monkeypatch, tmp_path, capsys
                  "--out", str(tmp_path / "run"), "--no-progress"])
     assert code == 1
     assert "training stopped: non-finite training loss" in capsys.readouterr().err
+
+
+# ---- file-system errors and unsupported devices: exit 2, nothing left behind ----------------
+
+def test_run_maps_os_errors_to_exit_2(capsys):
+    import argparse
+
+    from nas.cli import _run
+
+    def fails(args):
+        raise NotADirectoryError(20, "Not a directory", "somefile.txt/latency")
+
+    assert _run(argparse.Namespace(func=fails), prog="nas x") == 2
+    assert _err(capsys) == "nas x: error: somefile.txt/latency: Not a directory\n"
+
+    def interrupted(args):
+        raise BrokenPipeError("pipe closed")
+
+    assert _run(argparse.Namespace(func=interrupted), prog="nas x") == 2
+    assert _err(capsys) == "nas x: error: pipe closed\n"
+
+
+def _file(tmp_path) -> Path:
+    path = tmp_path / "file.txt"
+    path.write_text("keep me")
+    return path
+
+
+def _only_file_left(tmp_path, path: Path) -> None:
+    assert path.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name], "a failed command must create nothing"
+
+
+def test_space_sample_out_is_a_directory(capsys, tmp_path):
+    out = tmp_path / "dir"
+    out.mkdir()
+    assert main(["space", "sample", "digits-s", "--out", str(out)]) == 2
+    assert _err(capsys) == f"nas space: error: --out {out} is a directory; give the path of a file to write\n"
+    assert list(out.iterdir()) == []
+
+
+def test_space_sample_out_under_a_file(capsys, tmp_path):
+    blocker = _file(tmp_path)
+    assert main(["space", "sample", "digits-s", "--out", str(blocker / "sub" / "a.json")]) == 2
+    err = _err(capsys)
+    assert err.startswith("nas space: error: --out ") and f"{blocker} is a file, not a directory" in err
+    _only_file_left(tmp_path, blocker)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train-net", "--model", "quadranet_digits", "--dataset", "digits", "--epochs", "1", "--no-progress"],
+    ["train-supernet", "--space", "digits-s", "--dataset", "digits", "--epochs", "1", "--no-progress"],
+])
+def test_training_out_under_a_file(capsys, tmp_path, argv):
+    blocker = _file(tmp_path)
+    assert main(argv + ["--out", str(blocker / "sub")]) == 2
+    err = _err(capsys)
+    assert f"run directory {blocker / 'sub'} cannot be created: {blocker} is a file, not a directory" in err
+    _only_file_left(tmp_path, blocker)
+
+
+def test_search_out_under_a_file(capsys, tmp_path):
+    from nas.cli import search_main
+
+    blocker = _file(tmp_path)
+    assert search_main(["--quick", "--out", str(blocker / "sub"), "--no-progress"]) == 2
+    err = _err(capsys)
+    assert err.startswith("nas-search: error: run directory ") and f"{blocker} is a file, not a directory" in err
+    _only_file_left(tmp_path, blocker)
+
+
+def test_bench_ranking_out_is_a_file(capsys, tmp_path):
+    blocker = _file(tmp_path)
+    assert main(["bench", "ranking", "--k", "3", "--epochs", "1", "--seeds", "1", "--out", str(blocker),
+                 "--no-progress"]) == 2
+    assert _err(capsys) == (f"nas bench: error: --out {blocker} cannot be a run directory: {blocker} is a file, "
+                            f"not a directory\n")
+    _only_file_left(tmp_path, blocker)
+
+
+@pytest.mark.parametrize("kind", ["directory", "under a file"])
+def test_bench_mixer_bad_out_is_refused_before_the_run(capsys, tmp_path, monkeypatch, kind):
+    import nas.bench.mixer as mixer_mod
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the benchmark ran before --out was checked")
+
+    monkeypatch.setattr(mixer_mod, "run_mixer_bench", must_not_run)
+    if kind == "directory":
+        out = tmp_path / "dir"
+        out.mkdir()
+        message = f"--out {out} is a directory; give the path of a file to write"
+    else:
+        blocker = _file(tmp_path)
+        out = blocker / "sub" / "bench.json"
+        message = f"--out {out} cannot be written: {blocker} is a file, not a directory"
+    assert main(TINY_BENCH + ["--out", str(out)]) == 2
+    assert _err(capsys) == f"nas bench: error: {message}\n"
+    if kind == "directory":
+        assert list(out.iterdir()) == []
+    else:
+        _only_file_left(tmp_path, blocker)
+
+
+_TRAINING = {
+    "train-net": ["train-net", "--model", "quadranet_digits", "--dataset", "digits", "--epochs", "1", "--no-progress"],
+    "train-supernet": ["train-supernet", "--space", "digits-s", "--dataset", "digits", "--epochs", "1",
+                       "--no-progress"],
+    "bench ranking": ["bench", "ranking", "--k", "3", "--epochs", "1", "--seeds", "1", "--no-progress"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(_TRAINING))
+@pytest.mark.parametrize("device", ["mps", "meta", "bogus", "CPU", "cuda:x"])
+def test_training_refuses_unsupported_devices(capsys, tmp_path, command, device):
+    out = tmp_path / "run"
+    assert main(_TRAINING[command] + ["--device", device, "--out", str(out)]) == 2
+    prog = "nas " + command.split()[0]
+    assert _err(capsys) == f"{prog}: error: --device must be 'cpu' or 'cuda[:N]', got {device!r}\n"
+    assert not out.exists(), "an unsupported device must not leave a run directory behind"
+
+
+def _no_cuda(monkeypatch) -> str:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    return f"--device cuda: no CUDA device is available here (torch {torch.__version__}); use --device cpu"
+
+
+@pytest.mark.parametrize("command", sorted(_TRAINING))
+def test_training_cuda_without_cuda_leaves_nothing(capsys, tmp_path, monkeypatch, command):
+    message = _no_cuda(monkeypatch)
+    out = tmp_path / "run"
+    assert main(_TRAINING[command] + ["--device", "cuda", "--out", str(out)]) == 2
+    assert _err(capsys) == f"nas {command.split()[0]}: error: {message}\n"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("device", ["bogus", "CPU", "mps"])
+def test_supernet_eval_and_predict_refuse_unsupported_devices(capsys, tmp_path, device):
+    # The device is checked first: the (missing) checkpoint, predictor and architecture are never read.
+    missing = str(tmp_path / "missing")
+    assert main(["supernet", "eval", "--checkpoint", missing, "--arch", missing, "--device", device]) == 2
+    assert _err(capsys) == f"nas supernet: error: --device must be 'cpu' or 'cuda[:N]', got {device!r}\n"
+    assert main(["predictors", "predict", "--predictor", missing, "--arch", missing, "--device", device]) == 2
+    assert _err(capsys) == f"nas predictors: error: --device must be 'cpu' or 'cuda[:N]', got {device!r}\n"
+
+
+def test_supernet_eval_and_predict_cuda_without_cuda(capsys, tmp_path, monkeypatch):
+    message = _no_cuda(monkeypatch)
+    missing = str(tmp_path / "missing")
+    assert main(["supernet", "eval", "--checkpoint", missing, "--arch", missing, "--device", "cuda"]) == 2
+    assert _err(capsys) == f"nas supernet: error: {message}\n"
+    assert main(["predictors", "predict", "--predictor", missing, "--arch", missing, "--device", "cuda"]) == 2
+    assert _err(capsys) == f"nas predictors: error: {message}\n"

@@ -1081,3 +1081,71 @@ def test_reference_baseline_is_kept_per_batch_size(train_archs):
     truth = np.array([_flops_truth(a) for a in train_archs[:5]])
     np.testing.assert_allclose(pred.predict(train_archs[:5], 8), 4.0 * truth, rtol=1e-6)
     np.testing.assert_allclose(pred.predict(train_archs[:5], 1), truth, rtol=1e-6)
+
+
+# ---- `nas predictors fit`: bad input exits 2 and writes nothing ---------------------------------
+
+def _profiles_csv(path, *spaces: str, n: int = 6):
+    """A profile table on disk: ``n`` architectures of each space at batch size 1."""
+    for space in spaces:
+        for row in _table(_archs(space, n, seed=7000), batch_sizes=(1,)).to_dict("records"):
+            append_profile_row(path, row)
+    return path
+
+
+def _fit(*argv: str) -> int:
+    from nas.cli import main
+
+    return main(["predictors", "fit", *map(str, argv)])
+
+
+def test_cli_fit_header_only_table(tmp_path, capsys):
+    path = tmp_path / "p.csv"
+    path.write_text(",".join(PROFILE_COLUMNS) + "\n")
+    assert _fit("--profiles", path, "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nas predictors: error: profile table {path} has no rows")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_fit_several_spaces_needs_space(tmp_path, capsys):
+    path = _profiles_csv(tmp_path / "p.csv", "digits-s", "cifar10-m")
+    assert _fit("--profiles", path, "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err == (f"nas predictors: error: {path} holds 2 spaces ['cifar10-m', 'digits-s']; choose one with --space "
+                   f"(one predictor per space)\n")
+    assert _fit("--profiles", path, "--out", tmp_path / "out", "--space", "nope") == 2
+    assert capsys.readouterr().err == (f"nas predictors: error: {path} has no rows of space 'nope'; it has "
+                                       f"['cifar10-m', 'digits-s']\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_fit_space_selects_its_rows(tmp_path, capsys):
+    path = _profiles_csv(tmp_path / "p.csv", "digits-s", "cifar10-m")
+    out = tmp_path / "out"
+    assert _fit("--profiles", path, "--out", out, "--space", "cifar10-m", "--target", "latency",
+                "--model", "flops") == 0, capsys.readouterr().err
+    meta = json.loads((out / "latency" / "predictor.json").read_text())
+    assert meta["space"] == "cifar10-m" and meta["n_train"] == 6
+    assert sorted(p.name for p in out.iterdir()) == ["latency"]
+
+
+def test_cli_fit_negative_seed_names_the_option(tmp_path, capsys):
+    path = _profiles_csv(tmp_path / "p.csv", "digits-s")
+    assert _fit("--profiles", path, "--out", tmp_path / "out", "--seed", "-1") == 2
+    assert capsys.readouterr().err == "nas predictors: error: --seed must be a non-negative integer, got -1\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_fit_out_is_a_file(tmp_path, capsys):
+    path = _profiles_csv(tmp_path / "p.csv", "digits-s")
+    blocker = tmp_path / "somefile.txt"
+    blocker.write_text("keep me")
+    assert _fit("--profiles", path, "--out", blocker) == 2
+    assert capsys.readouterr().err == (f"nas predictors: error: --out {blocker} is a file; give a directory "
+                                       f"(one artifact per target is written under it)\n")
+    assert _fit("--profiles", path, "--out", blocker / "sub") == 2
+    assert capsys.readouterr().err == (f"nas predictors: error: --out {blocker / 'sub'} cannot be created: {blocker} "
+                                       f"is a file, not a directory\n")
+    assert blocker.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "somefile.txt"]

@@ -227,3 +227,36 @@ def test_cpu_device_name_is_the_cpuinfo_model_name():
                   if ln.lower().startswith("model name")]
         if models:
             assert name == models[0]
+
+
+# ---- device fingerprint: device names ----------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["bogus", "CPU", "cuda:x", "cuda:-1", " cpu", "", None, 0])
+def test_fingerprint_refuses_unparseable_device_names(device):
+    from profilers.fingerprint import device_fingerprint, read_clocks
+
+    for fn in (device_fingerprint, read_clocks):
+        with pytest.raises(ValueError) as info:
+            fn(device)
+        assert str(info.value) == f"device must be 'cpu' or 'cuda[:N]', got {device!r}"
+
+
+def test_fingerprint_accepts_cpu_names_and_devices():
+    from profilers.fingerprint import device_fingerprint
+
+    assert device_fingerprint("cpu", threads=2) == device_fingerprint(torch.device("cpu"), threads=2)
+    for device in ("mps", "meta", torch.device("meta")):  # torch's names of devices this project does not measure
+        with pytest.raises(ValueError, match=r"^can fingerprint 'cpu' or 'cuda' devices, got (mps|meta)$"):
+            device_fingerprint(device)
+
+
+def test_fingerprint_of_a_missing_cuda_device_is_a_value_error(monkeypatch):
+    from profilers.fingerprint import device_fingerprint
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"^cuda:3 requested but torch sees no CUDA device"):
+        device_fingerprint("cuda:3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"^cuda:3 requested but torch sees 2 CUDA device\(s\) \(cuda:0, cuda:1\)$"):
+        device_fingerprint("cuda:3")

@@ -18,6 +18,7 @@ from nas.train import (
     TrainConfig,
     Trainer,
     TrainResult,
+    check_device,
     evaluate,
     set_seed,
     soft_cross_entropy,
@@ -306,6 +307,13 @@ def test_set_seed_seeds_python_and_torch():
     ("min_lr_ratio", -0.1),
     ("augment", "mixup"),
     ("device", "not_a_device"),
+    ("device", "mps"),   # parsed by torch.device but not supported here
+    ("device", "meta"),
+    ("device", "CPU"),
+    ("device", "cuda:x"),
+    ("lr", float("inf")),
+    ("weight_decay", float("inf")),
+    ("warmup_epochs", float("inf")),
     ("grad_clip_norm", 0.0),
     ("grad_clip_norm", -1.0),
 ])
@@ -317,8 +325,52 @@ def test_train_config_rejects_bad_field(field, value):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when CUDA is missing")
 def test_train_config_rejects_cuda_without_cuda():
-    with pytest.raises(ValueError, match=r"^device .*no CUDA device.*'cuda'"):
+    with pytest.raises(ValueError, match=r"^device 'cuda': no CUDA device is available here \(torch .+\); "
+                                         r"use device='cpu'$"):
         TrainConfig(device="cuda")
+
+
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "warmup_epochs"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_train_config_rejects_infinite_values(field, value):
+    with pytest.raises(ValueError, match=rf"^{field} must be a finite number >=? 0, got -?inf$"):
+        TrainConfig(**{field: value})
+
+
+# ---- check_device ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:0", "cuda:12"])
+def test_check_device_accepts_cpu_and_cuda_forms(device):
+    assert check_device(device) == device  # the form only; CUDA need not exist without available=True
+
+
+@pytest.mark.parametrize("device", ["mps", "meta", "CPU", "Cuda", "cuda:", "cuda:x", "cuda:-1", "cpu:0", " cpu", "",
+                                    None, 0, torch.device("cpu")])
+def test_check_device_rejects_other_names(device):
+    with pytest.raises(ValueError) as info:
+        check_device(device, name="--device")
+    assert str(info.value) == f"--device must be 'cpu' or 'cuda[:N]', got {device!r}"
+
+
+def test_check_device_available_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_device("cpu", name="--device", available=True) == "cpu"
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError) as info:
+            check_device(device, name="--device", available=True)
+        assert str(info.value) == (f"--device {device}: no CUDA device is available here (torch {torch.__version__}); "
+                                   f"use --device cpu")
+    assert check_device("cuda") == "cuda"  # without available=True only the form is checked
+
+
+def test_check_device_available_names_the_cuda_devices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda:1", available=True) == "cuda:1"
+    with pytest.raises(ValueError) as info:
+        check_device("cuda:2", name="--device", available=True)
+    assert str(info.value) == ("--device cuda:2: this machine has 2 CUDA device(s) (cuda:0, cuda:1); choose one of "
+                               "them or use --device cpu")
 
 
 @pytest.mark.parametrize("field", ["weight_decay", "warmup_epochs", "lr", "label_smoothing", "min_lr_ratio"])

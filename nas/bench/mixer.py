@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from nas.train import check_device
 from profilers import device_name, peak_cuda_memory_bytes, saved_activation_bytes, summarize, time_once_ms
 from search_spaces.networks import QuadraNet, count_params, uniform_net
 
@@ -68,11 +69,9 @@ class MixerBenchConfig:
             raise ValueError(f"threads must be a positive integer or None, got {self.threads!r}")
         if self.width % 4:
             raise ValueError(f"width must be divisible by 4 (gnConv order 3), got {self.width}")
-        device = torch.device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
+        check_device(self.device)  # 'cpu' or 'cuda[:N]' (a bad string is a ValueError, not torch's RuntimeError)
+        if self.device != "cpu" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
-        if device.type not in ("cpu", "cuda"):
-            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
 
 
 def mixer_bench_net(variant: str, config: MixerBenchConfig) -> QuadraNet:
