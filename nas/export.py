@@ -12,7 +12,8 @@ An export directory holds::
 
 Everything is written into a temporary sibling directory that is renamed into place at the
 end, so a crash never leaves a half export (with ``overwrite=True`` the old directory is
-replaced only once the new one is complete).
+replaced only once the new one is complete). ``overwrite`` replaces only a previous export (a
+directory holding nothing but the files its ``card.json`` lists) or an empty directory.
 
 The traced formats (TorchScript, ONNX) are made from a CPU float32 copy of the model whose
 quadratic mixers use the ``"plain"`` implementation: the same formula
@@ -40,7 +41,8 @@ from search_spaces.arch import ArchConfig
 from search_spaces.networks import NetConfig, QuadraNet, count_params
 from search_spaces.space import SearchSpace, create_space, load_arch, parse_arch
 
-__all__ = ["EXPORT_FORMATS", "check_onnx", "export_model", "load_arch_json", "load_model", "parse_formats"]
+__all__ = ["EXPORT_FORMATS", "check_onnx", "check_out_dir", "export_model", "load_arch_json", "load_model",
+           "parse_formats"]
 
 EXPORT_FORMATS = ("safetensors", "torchscript", "onnx")
 
@@ -269,12 +271,53 @@ def _check_card(card: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 # --- the directory ----------------------------------------------------------------------------
-def _check_out_dir(out: Path, overwrite: bool) -> None:
+def _export_files(out: Path) -> set[str]:
+    """Names of the files of the export in directory ``out``, as its ``card.json`` lists them;
+    empty when ``out`` holds no export (no ``card.json`` written by :func:`export_model`, or one
+    that does not list ``arch.json`` and itself)."""
+    try:
+        record = json.loads((out / FILES["card"]).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON
+        return set()
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        return set()
+    names = {name for name in files.values() if name in FILES.values()}
+    return names if {FILES["arch"], FILES["card"]} <= names else set()
+
+
+def _listing(names: Sequence[str], limit: int = 5) -> str:
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def check_out_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Raise ``FileExistsError`` unless ``out_dir`` may become an export directory: it does not
+    exist, or is an empty directory, or (only with ``overwrite``) is a previous export holding
+    nothing but the files its ``card.json`` lists. Anything else is never replaced, since its
+    files would be lost. Creates nothing; returns ``out_dir`` as a ``Path``."""
+    out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"export directory {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"export directory {out} already holds files; "
-                              "choose another directory or pass overwrite=True")
+        raise FileExistsError(f"export directory {out} exists and is not a directory; choose another directory")
+    if not out.is_dir():
+        return out
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return out
+    if not overwrite:
+        raise FileExistsError(f"export directory {out} already holds files; choose another directory, or pass "
+                              "--overwrite (overwrite=True from Python) to replace a previous export there")
+    known = _export_files(out)
+    foreign = [name for name in entries if name not in known or not (out / name).is_file()]
+    if not known:
+        raise FileExistsError(f"export directory {out} is not an export (no card.json listing arch.json) and holds "
+                              f"{_listing(foreign)}; --overwrite (overwrite=True) only replaces a previous export "
+                              "or an empty directory: choose another directory")
+    if foreign:
+        raise FileExistsError(f"export directory {out} holds files that are not part of its export: "
+                              f"{_listing(foreign)}; --overwrite (overwrite=True) only replaces a directory holding "
+                              "nothing but an export's files: move them away or choose another directory")
+    return out
 
 
 def _sibling(out: Path, tag: str) -> Path:
@@ -312,14 +355,15 @@ def export_model(model: QuadraNet, arch: ArchConfig, out_dir: str | Path, *,
     it says, because :func:`load_model` rebuilds the model from it. ``card`` holds results to
     show on the model card (``test_acc``, ``val_acc``, ``latency_ms``, ``predicted_latency_ms``,
     ``peak_mem_mb``, ``device``, ``batch_size``, ``budget``, or any other JSON value). A file
-    or non-empty directory at ``out_dir`` is refused unless ``overwrite``. Returns
+    or non-empty directory at ``out_dir`` is refused; with ``overwrite`` a previous export there
+    is replaced, but never a directory holding anything else (see :func:`check_out_dir`). Returns
     ``{name: path}`` of the files written (names: keys of :data:`FILES`).
     """
     formats = parse_formats(formats)
     space, config = _net_config(model, arch)
     card = _check_card(card)
     out = Path(out_dir)
-    _check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite=overwrite)
     written = ("safetensors",) + tuple(f for f in formats if f != "safetensors")
     names = ["arch", *written, "model_card", "card"]
     files = {name: FILES[name] for name in names}
@@ -338,7 +382,7 @@ def export_model(model: QuadraNet, arch: ArchConfig, out_dir: str | Path, *,
         record = _card_record(arch, space, net, card, written, files)
         (tmp / FILES["card"]).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         (tmp / FILES["model_card"]).write_text(_render_model_card(record), encoding="utf-8")
-        _check_out_dir(out, overwrite)  # again: something may have appeared while we worked
+        check_out_dir(out, overwrite=overwrite)  # again: something may have appeared while we worked
         _move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

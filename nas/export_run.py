@@ -5,6 +5,11 @@ JSON file of the run's space (validated: errors name the field). Its weights are
 the run's supernet (``RUN/supernet`` or the ``--supernet`` the run reused); the model card gets
 the test accuracy, the trial's inherited accuracy and predicted latency / memory, and the
 measured figures when the architecture was one of the run's picks.
+
+The export directory (``--out``, default ``RUN/exports/ARCH_ID``) may not be the run directory,
+one that contains it, or one among its records (inside the run, exports go under ``RUN/exports/``),
+nor the supernet or predictors directory the run reused; ``--overwrite`` replaces only a previous
+export there (see :func:`nas.export.check_out_dir`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from nas.data import load_dataset
-from nas.export import export_model, load_arch_json, parse_formats
+from nas.export import check_out_dir, export_model, load_arch_json, parse_formats
 from nas.run_dir import read_run_config
 from nas.supernet_train import evaluate_arch, load_supernet
 from search_spaces.arch import ArchConfig
@@ -40,10 +45,36 @@ def _arch_by_id(run: Path, arch_id: str) -> tuple[ArchConfig, dict[str, Any]]:
     return load_arch_json(row["arch_json"], source=f"{path} (arch_id {arch_id})"), row.to_dict()
 
 
+def _check_target(target: Path, run: Path, cfg: dict[str, Any], arch_id: str) -> None:
+    """Refuse an export directory that is, contains or lies among the files of search run ``run``
+    (anywhere in it but ``RUN/exports/NAME``) or of the supernet / predictors directory it reused."""
+    out, run_dir = target.resolve(), run.resolve()
+    exports = run_dir / "exports"
+    valid = f"give a new directory outside the run or under {run / 'exports'}/ (default: {run / 'exports' / arch_id})"
+    if out == run_dir or out in run_dir.parents:
+        what = "is" if out == run_dir else "contains"
+        raise ValueError(f"export directory {target} {what} the search run directory {run}; {valid}")
+    if out == exports:
+        raise ValueError(f"export directory {target} is the directory of all exports of search run {run}; {valid}")
+    if out.is_relative_to(run_dir) and not out.is_relative_to(exports):
+        part = run / out.relative_to(run_dir).parts[0]
+        raise ValueError(f"export directory {target} lies among the records of search run {run} (in {part}); {valid}")
+    for key in ("supernet", "predictors"):
+        if not cfg.get(key):
+            continue
+        reused = Path(cfg[key]).resolve()
+        if out == reused or out in reused.parents or out.is_relative_to(reused):
+            raise ValueError(f"export directory {target} overlaps the {key} directory {cfg[key]} that run {run} "
+                             f"reused; {valid}")
+
+
 def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: str | Path | None = None,
                     formats: str | Sequence[str] | None = None, out: str | Path | None = None,
                     overwrite: bool = False) -> dict[str, Path]:
-    """Export ``arch_id`` (or the architecture in ``arch_file``) of search run ``run``."""
+    """Export ``arch_id`` (or the architecture in ``arch_file``) of search run ``run`` into ``out``
+    (default ``RUN/exports/ARCH_ID``). An ``out`` that is, contains or lies among the run's records
+    is refused (``ValueError``), and so is an occupied one unless ``overwrite`` and it holds a
+    previous export (``FileExistsError``), all before the supernet is loaded."""
     if (arch_id is None) == (arch_file is None):
         raise ValueError("give exactly one of arch_id and arch_file")
     fmts = parse_formats(formats)
@@ -61,6 +92,9 @@ def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: s
     if arch.space != cfg.get("space"):
         raise ValueError(f"architecture {arch.arch_id} is for space {arch.space!r}; run {run} searched "
                          f"{cfg.get('space')!r}")
+    target = Path(out) if out is not None else run / "exports" / arch.arch_id
+    _check_target(target, run, cfg, arch.arch_id)
+    check_out_dir(target, overwrite=overwrite)  # now, not only after the test set is evaluated
     supernet, sn_config = load_supernet(cfg.get("supernet") or run / "supernet")
     splits = load_dataset(sn_config["dataset"], seed=sn_config["seed"], data_dir=sn_config.get("data_dir"))
     _, test_acc = evaluate_arch(supernet, arch, splits.test)
@@ -76,5 +110,4 @@ def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: s
                 card.update({"latency_ms": p["measured"]["latency_ms"], "peak_mem_mb": p["measured"]["peak_mem_mb"],
                              "budget": p["budget"]["label"]})
                 break
-    target = Path(out) if out is not None else run / "exports" / arch.arch_id
     return export_model(supernet.extract(arch).eval(), arch, target, formats=fmts, card=card, overwrite=overwrite)

@@ -1,8 +1,10 @@
 """Export directories: ONNX / TorchScript parity with PyTorch, load_model round trip, the card,
-and the errors for bad input (formats, occupied directories, malformed arch.json, weights)."""
+and the errors for bad input (formats, occupied directories, malformed arch.json, weights);
+``--overwrite`` replaces only a previous export, never a search run or other files."""
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import shutil
@@ -15,7 +17,9 @@ import torch
 
 import nas
 from nas import export
-from nas.export import EXPORT_FORMATS, check_onnx, export_model, load_arch_json, load_model, parse_formats
+from nas.cli import main
+from nas.export import (EXPORT_FORMATS, check_onnx, check_out_dir, export_model, load_arch_json, load_model,
+                        parse_formats)
 from search_spaces.arch import ArchError
 from search_spaces.elastic import QuadraSupernet
 from search_spaces.networks import QuadraNet, count_params
@@ -258,9 +262,9 @@ def test_an_empty_out_dir_is_used(supernet, tmp_path):
 def test_overwrite_replaces_the_old_export(supernet, tmp_path):
     out = tmp_path / "out"
     old, new = ARCHS["min"], ARCHS["rand1"]
-    export_model(supernet.extract(old), old, out, formats="safetensors")
-    (out / "stale.txt").write_text("from before")
+    export_model(supernet.extract(old), old, out, formats="safetensors,onnx")
     files = export_model(supernet.extract(new), new, out, formats="safetensors,torchscript", overwrite=True)
+    assert not (out / "model.onnx").exists()  # the old export's files do not linger
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in files.values())
     assert json.loads((out / "card.json").read_text())["arch_id"] == new.arch_id
     assert load_model(out).config.stages == SPACE.to_net_config(new).stages
@@ -286,6 +290,201 @@ def test_a_crash_mid_export_leaves_no_half_export(supernet, tmp_path, monkeypatc
     else:
         assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == (["out"] if overwrite else [])
+
+
+# --- overwrite replaces a previous export, nothing else -------------------------------------------
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and directory or link (None) under ``root``, by relative path."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() and not p.is_symlink() else None
+            for p in sorted(root.rglob("*"))}
+
+
+def test_occupied_out_dir_message_names_the_overwrite_flag(supernet, tmp_path):
+    out = tmp_path / "out"
+    arch = ARCHS["min"]
+    export_model(supernet.extract(arch), arch, out, formats="safetensors")
+    with pytest.raises(FileExistsError, match=r"already holds files; .*--overwrite \(overwrite=True"):
+        export_model(supernet.extract(arch), arch, out, formats="safetensors")
+    with pytest.raises(FileExistsError, match=r"--overwrite \(overwrite=True"):
+        check_out_dir(out)
+    assert check_out_dir(out, overwrite=True) == out
+    assert check_out_dir(tmp_path / "new") == tmp_path / "new" and not (tmp_path / "new").exists()
+
+
+def _many_files(d: Path) -> None:
+    for i in range(7):
+        (d / f"notes{i}.txt").write_text(str(i))
+
+
+def _a_subdirectory(d: Path) -> None:
+    (d / "data").mkdir()
+    (d / "data" / "x.bin").write_bytes(b"mine")
+
+
+def _export_names_without_a_card(d: Path) -> None:
+    (d / "arch.json").write_text(ARCHS["min"].to_json())
+    (d / "model.onnx").write_bytes(b"my own model")
+
+
+def _a_card_that_is_not_json(d: Path) -> None:
+    (d / "arch.json").write_text(ARCHS["min"].to_json())
+    (d / "card.json").write_text("my notes")
+
+
+@pytest.mark.parametrize("make, listed", [
+    (_many_files, "notes0.txt, notes1.txt, notes2.txt, notes3.txt, notes4.txt (+2 more)"),
+    (_a_subdirectory, "data"),
+    (_export_names_without_a_card, "arch.json, model.onnx"),
+    (_a_card_that_is_not_json, "arch.json, card.json"),
+], ids=["many-files", "subdirectory", "no-card", "card-not-json"])
+def test_overwrite_refuses_a_directory_that_is_not_an_export(supernet, tmp_path, make, listed):
+    out = tmp_path / "out"
+    out.mkdir()
+    make(out)
+    before = _tree(tmp_path)
+    arch = ARCHS["min"]
+    with pytest.raises(FileExistsError) as info:
+        export_model(supernet.extract(arch), arch, out, formats="safetensors", overwrite=True)
+    message = str(info.value)
+    assert message.startswith(f"export directory {out} is not an export (no card.json listing arch.json) "
+                              f"and holds {listed}; ")
+    assert "--overwrite (overwrite=True) only replaces a previous export or an empty directory" in message
+    assert _tree(tmp_path) == before  # every file kept, byte for byte, and no temporary directory left
+
+
+@pytest.mark.parametrize("extra", ["notes.txt", "model.onnx", "sub", "MODEL_CARD.md"])
+def test_overwrite_refuses_an_export_holding_other_files(supernet, tmp_path, extra):
+    out = tmp_path / "out"
+    old, new = ARCHS["min"], ARCHS["rand1"]
+    export_model(supernet.extract(old), old, out, formats="safetensors")
+    if extra in ("notes.txt", "model.onnx"):  # model.onnx: an export's name, but not this export's file
+        (out / extra).write_text("mine")
+    else:  # a directory, also under the name of a file the export lists
+        (out / extra).unlink(missing_ok=True)
+        (out / extra).mkdir()
+        (out / extra / "x.txt").write_text("mine")
+    before = _tree(tmp_path)
+    with pytest.raises(FileExistsError, match=f"export directory {out} holds files that are not part of its "
+                                              f"export: {extra}; --overwrite"):
+        export_model(supernet.extract(new), new, out, formats="safetensors", overwrite=True)
+    assert _tree(tmp_path) == before
+
+
+def _write_trials(path: Path, archs) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["arch_id", "arch_json", "val_acc", "pred_latency_ms", "pred_peak_mem_mb"])
+        writer.writeheader()
+        for arch in archs:
+            writer.writerow({"arch_id": arch.arch_id, "arch_json": arch.to_json(), "val_acc": 0.5,
+                             "pred_latency_ms": 1.5, "pred_peak_mem_mb": 2.5})
+
+
+@pytest.fixture
+def fake_run(supernet, tmp_path) -> Path:
+    """A search run directory with what ``nas export`` reads (config.json, trials.csv, a supernet/
+    holding the module's supernet), records it does not read, and an export of ARCHS["min"]."""
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    (run / "supernet").mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in supernet.state_dict().items()}, str(run / "supernet/supernet.safetensors"))
+    (run / "supernet/config.json").write_text(json.dumps({"space": "digits-s", "dataset": "digits", "seed": 0}))
+    (run / "supernet/checkpoint.pt").write_bytes(b"a checkpoint")
+    (run / "config.json").write_text(json.dumps({"space": "digits-s", "device_name": "cpu", "batch_size": 8}))
+    _write_trials(run / "trials.csv", [ARCHS["min"], ARCHS["rand0"]])
+    (run / "study.db").write_bytes(b"SQLite format 3\x00 a study")
+    (run / "predictors/latency").mkdir(parents=True)
+    (run / "predictors/latency/predictor.json").write_text("{}")
+    (run / "report.md").write_text("# a report")
+    arch = ARCHS["min"]
+    export_model(supernet.extract(arch), arch, run / "exports" / arch.arch_id, formats="safetensors,torchscript")
+    return run
+
+
+def _export(run: Path, *args: str, arch_id: str = ARCHS["min"].arch_id) -> int:
+    return main(["export", "--run", str(run), "--arch-id", arch_id, "--format", "safetensors", *args])
+
+
+@pytest.mark.parametrize("overwrite", [True, False], ids=["overwrite", "no-overwrite"])
+@pytest.mark.parametrize("where, why", [
+    ("run", "is the search run directory"),
+    ("ancestor", "contains the search run directory"),
+    ("link-to-run", "is the search run directory"),
+    ("supernet", "lies among the records of search run"),
+    ("supernet/new", "lies among the records of search run"),
+    ("predictors", "lies among the records of search run"),
+    ("report.md", "lies among the records of search run"),
+    ("exports", "is the directory of all exports of search run"),
+])
+def test_nas_export_into_the_run_is_refused_and_the_run_kept(fake_run, tmp_path, capsys, where, why, overwrite):
+    out = {"run": fake_run, "ancestor": tmp_path, "link-to-run": tmp_path / "link"}.get(where, fake_run / where)
+    if where == "link-to-run":
+        out.symlink_to(fake_run, target_is_directory=True)
+    before = _tree(tmp_path)
+    assert _export(fake_run, "--out", str(out), *(["--overwrite"] if overwrite else [])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nas export: error: export directory {out} {why}")
+    assert f"under {fake_run / 'exports'}/ (default: {fake_run / 'exports' / ARCHS['min'].arch_id})" in err
+    assert _tree(tmp_path) == before  # every file of the run kept, byte for byte
+
+
+def test_nas_export_refuses_the_run_given_relative_to_it(fake_run, capsys, monkeypatch):
+    before = _tree(fake_run)
+    monkeypatch.chdir(fake_run / "exports")
+    assert _export(Path(".."), "--out", "..", "--overwrite") == 2
+    assert "export directory .. is the search run directory .." in capsys.readouterr().err
+    assert _tree(fake_run) == before
+
+
+@pytest.mark.parametrize("where", ["supernet", "parent", "inside"])
+def test_nas_export_refuses_the_supernet_the_run_reused(fake_run, tmp_path, capsys, where):
+    reused = tmp_path / "shared" / "supernet"
+    reused.parent.mkdir()
+    shutil.move(fake_run / "supernet", reused)
+    cfg = json.loads((fake_run / "config.json").read_text())
+    (fake_run / "config.json").write_text(json.dumps(dict(cfg, supernet=str(reused))))
+    out = {"supernet": reused, "parent": reused.parent, "inside": reused / "exp"}[where]
+    before = _tree(tmp_path)
+    assert _export(fake_run, "--out", str(out), "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert f"export directory {out} overlaps the supernet directory {reused} that run {fake_run} reused" in err
+    assert _tree(tmp_path) == before
+
+
+def test_nas_export_refuses_a_directory_of_other_files_and_says_so(fake_run, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    assert _export(fake_run, "--out", str(out)) == 2
+    assert "already holds files; choose another directory, or pass --overwrite" in capsys.readouterr().err
+    assert _export(fake_run, "--out", str(out), "--overwrite") == 2
+    assert f"export directory {out} is not an export (no card.json listing arch.json) and holds thesis.tex" \
+        in capsys.readouterr().err
+    assert _tree(out) == {"thesis.tex": b"years of work"}
+
+
+def test_nas_export_overwrites_a_previous_export_of_the_run(fake_run, capsys):
+    arch = ARCHS["min"]
+    out = fake_run / "exports" / arch.arch_id
+    before = _tree(fake_run)
+    assert _export(fake_run) == 2  # the default directory holds the export made before
+    assert f"export directory {out} already holds files; choose another directory, or pass --overwrite" \
+        in capsys.readouterr().err
+    assert _tree(fake_run) == before
+    assert _export(fake_run, "--overwrite") == 0
+    assert f"card: {out / 'card.json'}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "arch.json", "card.json", "model.safetensors"]
+    record = json.loads((out / "card.json").read_text())
+    assert record["arch_id"] == arch.arch_id and 0.0 <= record["card"]["test_acc"] <= 1.0
+    assert record["card"]["predicted_latency_ms"] == 1.5
+    assert load_model(out).config.stages == SPACE.to_net_config(arch).stages
+    after = _tree(fake_run)  # the rest of the run is untouched, and no temporary directory is left
+    assert {k: v for k, v in after.items() if not k.startswith("exports")} == \
+        {k: v for k, v in before.items() if not k.startswith("exports")}
+    assert [p.name for p in (fake_run / "exports").iterdir()] == [arch.arch_id]
+    # a new export under RUN/exports/ is fine too
+    assert _export(fake_run, "--out", str(fake_run / "exports" / "best"), arch_id=ARCHS["rand0"].arch_id) == 0
+    assert json.loads((fake_run / "exports/best/card.json").read_text())["arch_id"] == ARCHS["rand0"].arch_id
 
 
 def test_export_rejects_a_model_of_another_arch(supernet, tmp_path):
