@@ -54,10 +54,10 @@ from nas.report import write_report
 from nas.run_dir import check_new_run_dir, read_run_config, write_text_atomic
 from nas.scoring import ArchScorer
 from nas.storage import StorageUnavailable, check_storage_url, create_storage, describe_storage
-from nas.study import (SAMPLERS, create_sampler, open_study, pareto_frame, parse_objectives, problem_record,
-                       run_trials, trials_frame)
-from nas.supernet_train import SupernetConfig, evaluate_arch, load_supernet, train_supernet
-from nas.train import TrainConfig, set_seed
+from nas.study import (SAMPLERS, check_population, create_sampler, open_study, pareto_frame, parse_objectives,
+                       problem_record, run_trials, trials_frame)
+from nas.supernet_train import SupernetConfig, check_data, evaluate_arch, load_supernet, train_supernet
+from nas.train import TrainConfig, check_device, set_seed
 from predictors.predictor import Predictor
 from predictors.table import aggregate_profiles, read_profiles, rows_for
 from profilers.fingerprint import device_fingerprint
@@ -111,14 +111,15 @@ class SearchConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; valid: {', '.join(dataset_names())}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+        check_device(self.device)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("measure_candidates", self.measure_candidates)
         check_positive_int("workers", self.workers)
         for name in ("trials", "population_size", "supernet_epochs", "profile_n", "profile_passes", "threads"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
+        if self.population_size is not None:
+            check_population(self.sampler, self.population_size)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         object.__setattr__(self, "objectives", parse_objectives(self.objectives))
@@ -150,6 +151,8 @@ class SearchConfig:
             profile_n=self.profile_n or (16 if q else 80), profile_passes=self.profile_passes or (1 if q else 3),
             threads=self.threads or (torch.get_num_threads() if self.device == "cpu" else None),
             study_name=self.study_name or f"nas-search-{self.space}",
+            supernet=None if self.supernet is None else str(Path(self.supernet).resolve()),
+            predictors=None if self.predictors is None else str(Path(self.predictors).resolve()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,28 +209,49 @@ def stored_storage(stored: dict[str, Any], run_dir: Path) -> str | None:
     return url
 
 
-def _with_stored_study(config: SearchConfig) -> SearchConfig:
-    """On ``--resume``, the study's storage and name default to what the run directory recorded:
-    a run started with ``--workers``, ``--storage`` or ``--study-name`` resumes its own study
-    without repeating them (an empty new study would otherwise stand in for it)."""
+def _with_recorded_settings(config: SearchConfig) -> SearchConfig:
+    """On ``--resume``, settings not given default to what the run directory recorded: the study's
+    storage and name (a run started with ``--workers``, ``--storage`` or ``--study-name`` resumes
+    its own study, not a new empty one), the reused ``--supernet`` / ``--predictors`` (its trials
+    were scored with them) and ``--data-dir``."""
     if not config.resume or config.out is None:
         return config
     out = Path(config.out)
-    stored = read_run_config(out)
+    stored = _read_search_record(out)
     return replace(config, storage=config.storage or stored_storage(stored, out),
-                   study_name=config.study_name or stored.get("study_name"))
+                   study_name=config.study_name or stored.get("study_name"),
+                   supernet=config.supernet or stored.get("supernet"),
+                   predictors=config.predictors or stored.get("predictors"),
+                   data_dir=config.data_dir or stored.get("data_dir"))
+
+
+def _read_search_record(out: Path) -> dict[str, Any]:
+    stored = read_run_config(out)
+    if "space" not in stored or "trials" not in stored or not isinstance(stored.get("supernet"), (str, type(None))):
+        raise ValueError(f"--resume refused: {out / 'config.json'} is not the record of a nas-search run")
+    return stored
+
+
+def _same_path(a: str | None, b: str | None) -> bool:
+    return a == b or (a is not None and b is not None and Path(a).resolve() == Path(b).resolve())
 
 
 def _prepare(cfg: SearchConfig, out: Path) -> None:
+    """Refuse a resume whose settings differ from the run's, or a new run in an occupied
+    directory; creates nothing (the run directory is made once every input has been checked)."""
     if cfg.resume:
-        stored = read_run_config(out)
+        stored = _read_search_record(out)
         for key in ("space", "dataset", "device", "batch_size", "seed"):
             if stored.get(key) != getattr(cfg, key):
                 raise ValueError(f"--resume refused: {out} was run with {key}={stored.get(key)!r}, not "
                                  f"{getattr(cfg, key)!r}; resume with the same {key} or use a new --out")
+        for key in ("supernet", "predictors"):  # the trials so far were scored with these
+            if not _same_path(stored.get(key), getattr(cfg, key)):
+                recorded = stored.get(key) or f"its own {key} (in {out / key})"
+                raise ValueError(f"--resume refused: {out} was scored with {recorded}, not --{key} "
+                                 f"{getattr(cfg, key)}; resume without --{key} or use a new --out")
         return
     check_new_run_dir(out, hint="pass --resume to continue that search, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 # --- phase 1: supernet -------------------------------------------------------------------------
@@ -458,26 +482,38 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     """Run (or resume) a search; see the module docstring. Raises nothing for infeasible
     budgets: they are in ``result.infeasible`` (the CLI exits 2 for them)."""
     t_start = time.perf_counter()
-    cfg = _with_stored_study(config).resolved()
+    cfg = _with_recorded_settings(config).resolved()
     out = _run_dir(cfg)
     _prepare(cfg, out)
     set_seed(cfg.seed)
     fp = device_fingerprint(cfg.device, threads=cfg.threads)
     phases: dict[str, float] = {}
+    storage = cfg.storage or _default_storage(cfg, out)
+
+    # Every input is checked before the run directory is written: a typo leaves nothing behind.
+    t = time.perf_counter()
+    splits = load_dataset(cfg.dataset, seed=cfg.seed, data_dir=cfg.data_dir)
+    check_data(create_space(cfg.space), splits)
+    supernet = obtain_supernet(cfg, out, progress) if cfg.supernet is not None else None
+    phases["supernet_s"] = time.perf_counter() - t
+    preds = _load_predictors(Path(cfg.predictors), cfg, fp.to_dict()) if cfg.predictors is not None else None
+    if not storage.startswith(tuple(_OWN_STUDY_FILES)):
+        create_storage(storage)  # a database server: unreachable is said now, not after the long phases
     stored = {**cfg.to_dict(), "run_dir": str(out), "device_name": fp.name, "fingerprint_id": fp.fingerprint_id}
     if not cfg.resume:  # a resumed run's record is rewritten only once its study accepted the resume
+        out.mkdir(parents=True, exist_ok=True)
         _json_write(out / "config.json", stored)
 
     t = time.perf_counter()
-    splits = load_dataset(cfg.dataset, seed=cfg.seed, data_dir=cfg.data_dir)
-    supernet = obtain_supernet(cfg, out, progress)
-    phases["supernet_s"] = time.perf_counter() - t
+    if supernet is None:
+        supernet = obtain_supernet(cfg, out, progress)
+    phases["supernet_s"] += time.perf_counter() - t
 
     t = time.perf_counter()
-    preds = obtain_predictors(cfg, out, fp.to_dict(), progress)
+    if preds is None:
+        preds = obtain_predictors(cfg, out, fp.to_dict(), progress)
     phases["predictors_s"] = time.perf_counter() - t
     budgets = search_budgets(cfg, preds)
-    storage = cfg.storage or _default_storage(cfg, out)
 
     t = time.perf_counter()
     scorer, problem = _scoring(cfg, supernet, preds, splits.val, budgets, fp.fingerprint_id)

@@ -84,6 +84,9 @@ def check_storage_url(url: str) -> str:
     if scheme is None:
         raise ValueError(f"unsupported storage URL {describe_storage(url)!r}; valid forms: sqlite:///PATH, "
                          f"journal:///PATH, postgresql://USER@HOST[:PORT]/DB")
+    if scheme in ("sqlite:///", "journal:///") and not url[len(scheme):].strip():
+        raise ValueError(f"storage URL {url!r} names no file; give a path: {scheme}PATH "
+                         f"(an absolute path has four slashes: {scheme}/tmp/study)")
     return scheme
 
 

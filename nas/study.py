@@ -37,8 +37,8 @@ from search_spaces.layers import check_positive_int
 from search_spaces.space import SearchSpace
 
 __all__ = [
-    "OBJECTIVES", "SAMPLERS", "arch_from_params", "arch_params", "create_sampler", "open_study", "parse_objectives",
-    "pareto_frame", "problem_record", "run_trials", "trials_frame",
+    "OBJECTIVES", "SAMPLERS", "arch_from_params", "arch_params", "check_population", "create_sampler", "open_study",
+    "parse_objectives", "pareto_frame", "problem_record", "run_trials", "trials_frame",
 ]
 
 # User-facing name → (value name, direction).
@@ -112,12 +112,17 @@ def arch_from_params(space: SearchSpace, params: dict[str, Any]) -> ArchConfig:
     return space.validate(ArchConfig(space=space.name, stages=tuple(stages)))
 
 
+def check_population(sampler: str, population_size: int) -> None:
+    """A positive population size; NSGA-II needs at least 2 (it breeds pairs)."""
+    check_positive_int("population_size", population_size)
+    if sampler == "nsga2" and population_size < 2:
+        raise ValueError(f"NSGA-II needs a population of at least 2 (--population-size), got {population_size}")
+
+
 def create_sampler(name: str, *, seed: int, population_size: int = 50) -> optuna.samplers.BaseSampler:
     """``nsga2`` (default; NSGA-II), ``tpe`` (multi-objective TPE) or ``random``."""
-    check_positive_int("population_size", population_size)
+    check_population(name, population_size)
     if name == "nsga2":
-        if population_size < 2:
-            raise ValueError(f"NSGA-II needs a population of at least 2, got {population_size}")
         return optuna.samplers.NSGAIISampler(population_size=population_size, seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(20, population_size))

@@ -48,7 +48,7 @@ from search_spaces.elastic import QuadraSupernet
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = [
-    "SandwichLoss", "SupernetConfig", "SupernetResult", "evaluate_arch", "load_supernet",
+    "SandwichLoss", "SupernetConfig", "SupernetResult", "check_data", "evaluate_arch", "load_supernet",
     "sandwich_archs", "train_supernet",
 ]
 
@@ -128,7 +128,8 @@ class SupernetResult:
     is_main: bool = True  # False on the non-zero ranks of a torchrun job
 
 
-def _check_data(space: SearchSpace, splits: DatasetSplits) -> None:
+def check_data(space: SearchSpace, splits: DatasetSplits) -> None:
+    """Refuse a dataset whose input shape or class count is not the space's."""
     if tuple(splits.input_shape) != space.input_shape or splits.num_classes != space.num_classes:
         raise ValueError(
             f"space {space.name!r} expects inputs {space.input_shape} with {space.num_classes} classes; "
@@ -145,6 +146,22 @@ def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
         writer.writerows(history)
 
 
+_RESUME_FREE = {"train.device", "checkpoint_every"}  # may differ on resume: where it runs, how often it saves
+
+
+def _recipe_changes(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(field, stored, current)`` for every recipe setting that differs, nested as ``train.lr``."""
+    changes = []
+    for key in sorted(set(stored) | set(current)):
+        name = f"{prefix}{key}"
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += _recipe_changes(a, b, f"{name}.")
+        elif a != b and name not in _RESUME_FREE:
+            changes.append((name, a, b))
+    return changes
+
+
 def _prepare(out: Path, resume: bool, run_config: dict[str, Any]) -> dict[str, Any] | None:
     """Check the run directory (every rank); return the checkpoint to resume from, if any."""
     if resume:
@@ -154,6 +171,12 @@ def _prepare(out: Path, resume: bool, run_config: dict[str, Any]) -> dict[str, A
             if stored[key] != run_config[key]:
                 raise ValueError(f"--resume: {out / CHECKPOINT} was trained with {key}={stored[key]!r}, "
                                  f"not {run_config[key]!r}; resume with the same {key} or use a new --out")
+        changed = _recipe_changes(stored.get("supernet", {}), run_config["supernet"])
+        if changed:
+            raise ValueError(f"--resume: {out / CHECKPOINT} was trained with "
+                             f"{', '.join(f'{k}={a!r}' for k, a, _ in changed)}, not "
+                             f"{', '.join(f'{k}={b!r}' for k, _, b in changed)}; the weights and the schedule "
+                             f"belong to that recipe: resume with the same settings or use a new --out")
         return state
     check_new_run_dir(out, hint="pass --resume to continue it or choose another --out")
     return None
@@ -175,7 +198,7 @@ def train_supernet(
     tc = config.train
     out = Path(out)
     splits = load_dataset(dataset, seed=tc.seed, data_dir=data_dir)
-    _check_data(sp, splits)
+    check_data(sp, splits)
     run_config = {"space": space, "dataset": dataset, "seed": tc.seed,
                   "data_dir": None if data_dir is None else str(data_dir), "supernet": config.to_dict()}
     ctx = init_distributed(tc.device)
@@ -190,7 +213,7 @@ def train_supernet(
 def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progress, on_step) -> SupernetResult:
     tc = config.train
     device = torch.device(ctx.device)
-    if ctx.is_main:
+    if ctx.is_main and state is None:  # a resume keeps the record of the recipe it continues
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps({**run_config, "world_size": ctx.world_size}, indent=2))
     set_seed(tc.seed)

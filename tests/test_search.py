@@ -307,11 +307,58 @@ def test_unknown_names_list_valid_ones(tmp_path, capsys, args, bad, valid):
     (["--memory-budget-mb", "nan"], "memory_budget_mb"),
     (["--resume"], "--resume needs --out"),
     (["--trials", "0"], "trials"),
+    (["--population-size", "1"], "NSGA-II needs a population of at least 2 (--population-size)"),
+    (["--storage", "sqlite:///"], "names no file"),
 ])
 def test_bad_options_exit_2(tmp_path, capsys, args, message):
     argv = [*args] if "--resume" in args else ["--out", str(tmp_path / "x"), *args]
     assert search_main([*argv, "--no-progress"]) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "synthetic"], "expects inputs (1, 8, 8)"),
+    (["--predictors", "no-such-dir"], "no latency predictor"),
+    (["--supernet", "no-such-dir"], "no-such-dir"),
+    (["--dataset", "cifar10", "--space", "cifar10-m", "--data-dir", "no-such-dir"], "no-such-dir"),
+])
+def test_inputs_found_wrong_leave_no_run_directory(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "x"
+    assert search_main(["--out", str(out), "--quick", "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # the same --out works once the typo is fixed
+
+
+def test_unreachable_database_is_said_before_the_long_phases(tmp_path, capsys):
+    out = tmp_path / "x"
+    code = search_main(["--out", str(out), "--quick", "--no-progress", "--storage",
+                        "postgresql://nobody@127.0.0.1:9/none"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "cannot open the study storage" in err and "127.0.0.1:9" in err
+    assert not out.exists()
+
+
+def test_resume_keeps_the_reused_supernet_and_predictors(run, tmp_path, capsys):
+    out = tmp_path / "reuse"
+    assert search_main(_reusing(run, out)) == 0
+    common = ["--out", str(out), "--resume", "--quick", "--population-size", "8", "--no-progress", "--format",
+              "safetensors", "--latency-budget-ms", "1000", "--memory-budget-mb", "1000"]
+    assert search_main([*common, "--trials", "10"]) == 0  # no --supernet / --predictors: the recorded ones
+    assert not (out / "supernet").exists() and not (out / "predictors").exists()
+    assert len(pd.read_csv(out / "trials.csv")) == 10
+    capsys.readouterr()
+    assert search_main([*common, "--trials", "12", "--supernet", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert "--resume refused" in err and str(run.run_dir / "supernet") in err
+    assert len(pd.read_csv(out / "trials.csv")) == 10
+
+
+def test_resume_of_a_directory_that_is_not_a_search_run_is_refused(run, tmp_path, capsys):
+    assert search_main(["--out", str(run.run_dir / "supernet"), "--resume", "--quick", "--no-progress"]) == 2
+    assert "is not the record of a nas-search run" in capsys.readouterr().err
 
 
 def test_bench_search_record(run, tmp_path):

@@ -489,6 +489,26 @@ def test_resume_with_another_seed_is_refused(run_copy):
     assert _files(run_copy) == before
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(train=replace(RESUME_CFG.train, batch_size=32)), "train.batch_size=64, not train.batch_size=32"),
+    (dict(train=replace(RESUME_CFG.train, lr=0.5, epochs=3)), "train.epochs=2, train.lr=0.002, not train.epochs=3, "
+                                                               "train.lr=0.5"),
+    (dict(n_random=3, distill=False), "distill=True, n_random=1, not distill=False, n_random=3"),
+])
+def test_resume_with_another_recipe_is_refused(run_copy, change, message):
+    before = _files(run_copy)
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        _train(run_copy, config=replace(RESUME_CFG, **change), resume=True)
+    assert str(run_copy / "checkpoint.pt") in str(info.value) and "same settings" in str(info.value)
+    assert _files(run_copy) == before  # config.json and the checkpoint are untouched
+
+
+def test_resume_may_save_more_often_and_keeps_the_recorded_config(run_copy):
+    before = (run_copy / "config.json").read_text()
+    _train(run_copy, config=replace(RESUME_CFG, checkpoint_every=3), resume=True)  # a finished run: nothing to do
+    assert (run_copy / "config.json").read_text() == before
+
+
 def test_resume_with_another_space_is_refused(run_copy, monkeypatch):
     # A second space on the same 8x8 digits, registered for this test only.
     monkeypatch.setitem(space_module.SPACES, "digits-s-b", lambda: replace(create_space(SPACE), name="digits-s-b"))

@@ -37,8 +37,8 @@ from nas.data import load_dataset
 from nas.pareto import hypervolume, normalize, to_minimization
 from nas.scoring import ArchScorer
 from nas.search import SearchConfig, obtain_predictors, obtain_supernet, search_budgets
-from nas.study import (SAMPLERS, create_sampler, open_study, parse_objectives, problem_record, run_trials,
-                       trials_frame, VALUE_COLUMNS, directions)
+from nas.study import (SAMPLERS, VALUE_COLUMNS, check_population, create_sampler, directions, open_study,
+                       parse_objectives, problem_record, run_trials, trials_frame)
 from profilers.fingerprint import device_fingerprint
 from search_spaces.layers import check_positive_int
 
@@ -62,10 +62,10 @@ class SearchBenchConfig:
     def __post_init__(self) -> None:
         check_positive_int("trials", self.trials)
         check_positive_int("seeds", self.seeds)
-        check_positive_int("population_size", self.population_size)
         if self.sampler not in SAMPLERS or self.sampler == "random":
             raise ValueError(f"the sampler to compare with random must be one of "
                              f"{', '.join(s for s in SAMPLERS if s != 'random')}, got {self.sampler!r}")
+        check_population(self.sampler, self.population_size)
 
 
 def study_hypervolumes(frames: dict[str, Any], objectives: tuple[str, ...]) -> dict[str, float]:
@@ -102,8 +102,11 @@ def run_search_bench(config: SearchBenchConfig, *, out: str | Path, progress: bo
                        force=config.force, supernet_epochs=config.supernet_epochs, profile_n=config.profile_n,
                        profile_passes=1, seed=config.seed, out=str(out)).resolved()
     fp = device_fingerprint(cfg.device, threads=cfg.threads)
+    reused = cfg.predictors is not None  # reused predictors are checked before a supernet trains
+    preds = obtain_predictors(cfg, out, fp.to_dict(), progress) if reused else None
     supernet = obtain_supernet(cfg, out, progress)
-    preds = obtain_predictors(cfg, out, fp.to_dict(), progress)
+    if preds is None:
+        preds = obtain_predictors(cfg, out, fp.to_dict(), progress)
     budgets = search_budgets(cfg, preds)
     splits = load_dataset(cfg.dataset, seed=cfg.seed)
     objectives = parse_objectives(None)
