@@ -7,7 +7,7 @@
     nas train-supernet --space NAME --dataset D --epochs N --out DIR [--resume]
     nas supernet eval --checkpoint DIR --arch FILE.json
     nas profile --space NAME --n N --device cpu|cuda --batch-size B --out FILE.csv
-    nas predictors fit --profiles FILE.csv --out DIR [--space NAME] | refit DIR | show DIR
+    nas predictors fit --profiles FILE.csv --out DIR [--space NAME] [--overwrite] | refit DIR | show DIR
     nas predictors predict --predictor DIR --arch FILE.json --batch-size B
     nas bench mixer [--device cpu|cuda] [--json]
     nas bench ranking --space NAME [--json]
@@ -274,6 +274,11 @@ def _cmd_predictors_fit(args: argparse.Namespace) -> int:
     table = rows_for(table, batch_sizes=args.batch_size or None, space=args.space)
     if len(table) == 0:
         raise ValueError(f"no rows of {args.profiles} match batch sizes {args.batch_size}")
+    held = [out / t for t in args.target if (out / t / "predictor.json").exists()]
+    if held and not args.overwrite:
+        what, it = ("holds a predictor", "it") if len(held) == 1 else ("hold predictors", "them")
+        raise ValueError(f"{', '.join(map(str, held))} already {what}; pass --overwrite to replace {it} "
+                         f"or choose another --out")
     for target in args.target:
         pred = Predictor(target=target, model=args.model, seed=args.seed).fit(table)
         pred.save(out / target)
@@ -609,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, action="append", help="only these batch sizes (repeatable)")
     p.add_argument("--fingerprint-id", default=None, help="the device's rows, when the table holds several")
     p.add_argument("--space", default=None, help="the search space's rows, when the table holds several")
+    p.add_argument("--overwrite", action="store_true", help="replace predictors already in --out")
     p.add_argument("--seed", type=int, default=0, help="seed of the models and the cross-validation folds")
     p.set_defaults(func=_cmd_predictors_fit)
     p = preds_sub.add_parser("refit", help="rebuild artifacts from their stored training table (any scikit-learn)")

@@ -591,6 +591,10 @@ def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
         raise ValueError(f"{run_dir / 'config.json'} lacks {err}; was the search stopped before its study "
                          f"started?") from None
     storage = stored_storage(stored, run_dir)
+    for scheme in _OWN_STUDY_FILES:  # a missing study file is said, not created empty
+        if storage.startswith(scheme) and not Path(storage[len(scheme):]).is_file():
+            raise FileNotFoundError(f"the study file {storage[len(scheme):]} of {run_dir} does not exist; "
+                                    f"was it moved or deleted?")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=name, storage=create_storage(storage))

@@ -1149,3 +1149,17 @@ def test_cli_fit_out_is_a_file(tmp_path, capsys):
                                        f"is a file, not a directory\n")
     assert blocker.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "somefile.txt"]
+
+
+def test_cli_fit_keeps_a_predictor_already_in_out_unless_overwrite(tmp_path, capsys):
+    path = _profiles_csv(tmp_path / "p.csv", "digits-s")
+    out = tmp_path / "out"
+    assert _fit("--profiles", path, "--out", out, "--target", "latency", "--model", "flops") == 0
+    before = {p.name: p.read_bytes() for p in (out / "latency").iterdir()}
+    capsys.readouterr()
+    assert _fit("--profiles", path, "--out", out, "--target", "latency", "--model", "linear") == 2
+    assert capsys.readouterr().err == (f"nas predictors: error: {out / 'latency'} already holds a predictor; "
+                                       f"pass --overwrite to replace it or choose another --out\n")
+    assert {p.name: p.read_bytes() for p in (out / "latency").iterdir()} == before
+    assert _fit("--profiles", path, "--out", out, "--target", "latency", "--model", "linear", "--overwrite") == 0
+    assert json.loads((out / "latency" / "predictor.json").read_text())["model"] == "linear"

@@ -250,6 +250,14 @@ def test_fingerprint_accepts_cpu_names_and_devices():
             device_fingerprint(device)
 
 
+@pytest.mark.parametrize("threads", [0, -3, True, 1.5])
+def test_fingerprint_refuses_a_thread_count_that_is_not_positive(threads):
+    from profilers.fingerprint import device_fingerprint
+
+    with pytest.raises(ValueError, match=r"threads must be a positive integer or None"):
+        device_fingerprint("cpu", threads=threads)
+
+
 def test_fingerprint_of_a_missing_cuda_device_is_a_value_error(monkeypatch):
     from profilers.fingerprint import device_fingerprint
 

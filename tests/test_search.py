@@ -245,6 +245,15 @@ def test_report_without_its_storage_renders_from_the_tables_on_disk(run, tmp_pat
     assert "127.0.0.1:9" in capsys.readouterr().err
 
 
+def test_report_names_a_missing_study_file_and_creates_none(run, tmp_path, capsys):
+    copy = tmp_path / "nostudy"
+    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("supernet", "predictors", "exports", "study.db*"))
+    assert main(["report", "--run", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "study.db" in err and "does not exist" in err
+    assert not (copy / "study.db").exists()
+
+
 def test_resume_with_other_objectives_is_refused(run, tmp_path, capsys):
     copy = tmp_path / "other"
     shutil.copytree(run.run_dir, copy)
