@@ -563,3 +563,20 @@ def test_supernet_eval_and_predict_cuda_without_cuda(capsys, tmp_path, monkeypat
     assert _err(capsys) == f"nas supernet: error: {message}\n"
     assert main(["predictors", "predict", "--predictor", missing, "--arch", missing, "--device", "cuda"]) == 2
     assert _err(capsys) == f"nas predictors: error: {message}\n"
+
+
+def test_bench_staircase_with_a_missing_predictor_leaves_no_run_directory(tmp_path, capsys):
+    out = tmp_path / "stair"
+    assert main(["bench", "staircase", "--predictor", str(tmp_path / "nope"), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bench", ["staircase", "predictors"])
+def test_bench_on_a_missing_cuda_device_leaves_no_run_directory(tmp_path, capsys, monkeypatch, bench):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "b"
+    assert main(["bench", bench, "--device", "cuda", "--out", str(out), "--no-progress"]) == 2
+    assert "cuda" in capsys.readouterr().err
+    assert not out.exists()

@@ -65,8 +65,8 @@ class PredictorBenchConfig:
 def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = Path(out)
+    fp = device_fingerprint(config.device, threads=config.threads)  # a device not here is said before out exists
     out.mkdir(parents=True, exist_ok=True)
-    fp = device_fingerprint(config.device, threads=config.threads)
     record: dict[str, Any] = {"space": config.space, "device": config.device, "device_name": fp.name,
                               "fingerprint": fp.to_dict(), "fingerprint_id": fp.fingerprint_id, "batch_sizes": {}}
     train_path, test_path = out / "profiles_train.csv", out / "profiles_test.csv"

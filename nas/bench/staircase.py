@@ -67,9 +67,8 @@ class StaircaseBenchConfig:
 def run_staircase_bench(config: StaircaseBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     space = create_space(config.space)
-    fp = device_fingerprint(config.device, threads=config.threads)
+    fp = device_fingerprint(config.device, threads=config.threads)  # a device not here is said before out exists
     top = config.max_width or max(space.width_choices[config.stage])
     widths = list(range(8, top + 1, 8))
     wide = replace(space, width_choices=tuple(
@@ -86,7 +85,9 @@ def run_staircase_bench(config: StaircaseBenchConfig, *, out: str | Path, progre
         if config.batch_size not in predictor.batch_sizes:
             raise ValueError(f"{config.predictor} was fitted on batch sizes {predictor.batch_sizes}, not "
                              f"{config.batch_size}")
+        out.mkdir(parents=True, exist_ok=True)
     else:
+        out.mkdir(parents=True, exist_ok=True)
         table = collect_profiles(ProfileRunConfig(space=space.name, n=config.n_train, device=config.device,
                                                   batch_size=config.batch_size, seed=config.seed,
                                                   threads=config.threads), out / "profiles.csv", progress=progress)
