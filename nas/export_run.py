@@ -80,6 +80,9 @@ def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: s
     fmts = parse_formats(formats)
     run = Path(run)
     cfg = read_run_config(run)
+    if "trials" not in cfg or "objectives" not in cfg:
+        raise ValueError(f"{run} is not a nas-search run directory: its config.json is the record of another "
+                         f"command (a search run's records its trials and objectives)")
     if arch_id is not None:
         arch, row = _arch_by_id(run, arch_id)
     else:

@@ -326,7 +326,11 @@ class Predictor:
     def _read_table(directory: Path) -> pd.DataFrame:
         from predictors.table import read_profiles
 
-        return read_profiles(directory / "train.csv")
+        table = read_profiles(directory / "train.csv")
+        if len(table) == 0:
+            raise ValueError(f"predictor training table {directory / 'train.csv'} has no rows; the artifact cannot "
+                             f"be rebuilt from it: fit a new one with `nas predictors fit`")
+        return table
 
     @classmethod
     def load(cls, directory: str | Path, *, fingerprint: dict[str, Any] | None = None,

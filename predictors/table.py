@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -127,7 +128,21 @@ def read_profiles(path: str | Path) -> pd.DataFrame:
                              f"got {df[col].iloc[line - 2]!r}")
         df[col] = values
     df["batch_size"] = df["batch_size"].astype(int)
+    valid = {v: _is_json_object(v) for v in df["fingerprint"].astype(str).unique()}
+    bad = ~df["fingerprint"].astype(str).map(valid) | df["fingerprint"].isna()
+    if bad.any():
+        line = int(bad.to_numpy().nonzero()[0][0]) + 2
+        got = str(df["fingerprint"].iloc[line - 2])[:60]
+        raise ValueError(f"profile table {path}, line {line}: column fingerprint must be the device's fingerprint "
+                         f"as a JSON object (as `nas profile` writes it), got {got!r}")
     return df
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 _MEDIAN_COLUMNS = ["latency_ms", "latency_p10_ms", "latency_p90_ms", "peak_infer_mem_mb", "peak_train_mem_mb",

@@ -390,7 +390,8 @@ def fake_run(supernet, tmp_path) -> Path:
     save_file({k: v.contiguous() for k, v in supernet.state_dict().items()}, str(run / "supernet/supernet.safetensors"))
     (run / "supernet/config.json").write_text(json.dumps({"space": "digits-s", "dataset": "digits", "seed": 0}))
     (run / "supernet/checkpoint.pt").write_bytes(b"a checkpoint")
-    (run / "config.json").write_text(json.dumps({"space": "digits-s", "device_name": "cpu", "batch_size": 8}))
+    (run / "config.json").write_text(json.dumps({"space": "digits-s", "device_name": "cpu", "batch_size": 8,
+                                                 "trials": 2, "objectives": ["accuracy", "latency", "memory"]}))
     _write_trials(run / "trials.csv", [ARCHS["min"], ARCHS["rand0"]])
     (run / "study.db").write_bytes(b"SQLite format 3\x00 a study")
     (run / "predictors/latency").mkdir(parents=True)
@@ -620,3 +621,12 @@ def test_exporting_a_cuda_model_leaves_it_on_cuda(supernet, tmp_path):
     x = _inputs(2)
     with torch.no_grad():
         assert torch.allclose(load_model(tmp_path / "out")(x), net.eval()(x.cuda()).cpu(), rtol=0, atol=1e-4)
+
+
+def test_nas_export_of_a_supernet_directory_says_it_is_not_a_search_run(fake_run, tmp_path, capsys):
+    out = tmp_path / "e"
+    assert main(["export", "--run", str(fake_run / "supernet"), "--arch-id", ARCHS["min"].arch_id,
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a nas-search run directory" in err and "nas report" not in err
+    assert not out.exists()

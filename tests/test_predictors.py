@@ -862,6 +862,16 @@ def test_refit_rebuilds_from_train_csv_after_a_library_change(fitted, saved, hel
         np.testing.assert_allclose(refitted.predict(held_archs, b), fitted.predict(held_archs, b), rtol=1e-6)
 
 
+def test_refit_of_a_header_only_train_csv_names_the_file(saved, tmp_path):
+    art = _copy(saved, tmp_path)
+    header = (art / "train.csv").read_text().splitlines()[0]
+    (art / "train.csv").write_text(header + "\n")
+    before = {p.name: p.read_bytes() for p in art.iterdir()}
+    with pytest.raises(ValueError, match=re.escape(f"predictor training table {art / 'train.csv'} has no rows")):
+        Predictor.refit(art)
+    assert {p.name: p.read_bytes() for p in art.iterdir()} == before
+
+
 def test_load_refuses_damaged_artifacts(fitted, saved, tmp_path):
     art = _copy(saved, tmp_path)
     good_pkl = (art / "model.pkl").read_bytes()
@@ -1163,3 +1173,15 @@ def test_cli_fit_keeps_a_predictor_already_in_out_unless_overwrite(tmp_path, cap
     assert {p.name: p.read_bytes() for p in (out / "latency").iterdir()} == before
     assert _fit("--profiles", path, "--out", out, "--target", "latency", "--model", "linear", "--overwrite") == 0
     assert json.loads((out / "latency" / "predictor.json").read_text())["model"] == "linear"
+
+
+@pytest.mark.parametrize("bad", ["not json", '["a list"]', ""])
+def test_cli_fit_bad_fingerprint_column_names_line_and_column(tmp_path, capsys, bad):
+    path = _profiles_csv(tmp_path / "p.csv", "digits-s")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df.loc[1, "fingerprint"] = bad
+    df.to_csv(path, index=False)
+    assert _fit("--profiles", path, "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert f"profile table {path}, line 3: column fingerprint must be the device's fingerprint as a JSON object" in err
+    assert not (tmp_path / "out").exists()
