@@ -232,6 +232,14 @@ def _read_search_record(out: Path) -> dict[str, Any]:
     return stored
 
 
+def _require_study_file(storage: str, run_dir: Path) -> None:
+    """A study file that should exist and does not is said, not created empty."""
+    for scheme in _OWN_STUDY_FILES:
+        if storage.startswith(scheme) and not Path(storage[len(scheme):]).is_file():
+            raise FileNotFoundError(f"the study file {storage[len(scheme):]} of {run_dir} does not exist; "
+                                    f"was it moved or deleted?")
+
+
 def _same_path(a: str | None, b: str | None) -> bool:
     return a == b or (a is not None and b is not None and Path(a).resolve() == Path(b).resolve())
 
@@ -499,6 +507,8 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     preds = _load_predictors(Path(cfg.predictors), cfg, fp.to_dict()) if cfg.predictors is not None else None
     if not storage.startswith(tuple(_OWN_STUDY_FILES)):
         create_storage(storage)  # a database server: unreachable is said now, not after the long phases
+    elif cfg.resume and cfg.storage is not None:  # the study began: its file must be there
+        _require_study_file(storage, out)
     stored = {**cfg.to_dict(), "run_dir": str(out), "device_name": fp.name, "fingerprint_id": fp.fingerprint_id}
     if not cfg.resume:  # a resumed run's record is rewritten only once its study accepted the resume
         out.mkdir(parents=True, exist_ok=True)
@@ -591,10 +601,7 @@ def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
         raise ValueError(f"{run_dir / 'config.json'} lacks {err}; was the search stopped before its study "
                          f"started?") from None
     storage = stored_storage(stored, run_dir)
-    for scheme in _OWN_STUDY_FILES:  # a missing study file is said, not created empty
-        if storage.startswith(scheme) and not Path(storage[len(scheme):]).is_file():
-            raise FileNotFoundError(f"the study file {storage[len(scheme):]} of {run_dir} does not exist; "
-                                    f"was it moved or deleted?")
+    _require_study_file(storage, run_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=name, storage=create_storage(storage))

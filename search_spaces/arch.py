@@ -172,4 +172,6 @@ class ArchConfig:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ArchError("arch", f"not valid JSON: {err}") from None
+        except RecursionError:
+            raise ArchError("arch", "JSON nested too deeply to be an architecture") from None
         return cls.from_dict(data)

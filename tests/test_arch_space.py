@@ -218,6 +218,7 @@ def test_bad_json_names_the_field(mutate, field, parts):
     ("42", ["JSON object", "int"]),
     ("null", ["JSON object", "NoneType"]),
     ('"digits-s"', ["JSON object", "str"]),
+    ("[" * 100_000 + "]" * 100_000, ["nested too deeply"]),
 ])
 def test_not_json_or_not_an_object(text, parts):
     with pytest.raises(ArchError) as info:

@@ -254,6 +254,18 @@ def test_report_names_a_missing_study_file_and_creates_none(run, tmp_path, capsy
     assert not (copy / "study.db").exists()
 
 
+def test_resume_names_a_missing_study_file_and_creates_none(run, tmp_path, capsys):
+    copy = tmp_path / "nostudy"
+    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("study.db*"))
+    before = pd.read_csv(copy / "trials.csv")
+    assert search_main(["--out", str(copy), "--resume", "--quick", "--trials", "30", "--population-size", "8",
+                        "--no-progress", "--supernet-epochs", "1", "--profile-n", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "study.db" in err and "does not exist" in err
+    assert not (copy / "study.db").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "trials.csv"), before)
+
+
 def test_resume_with_other_objectives_is_refused(run, tmp_path, capsys):
     copy = tmp_path / "other"
     shutil.copytree(run.run_dir, copy)
