@@ -161,11 +161,13 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
     config = RankingBenchConfig(space=args.space, dataset=args.dataset, data_dir=args.data_dir, k=args.k,
                                 epochs=args.epochs, seed=args.seed, seeds=args.seeds,
                                 distill=not args.no_distill, device=args.device)
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out: the benchmark's run directory to continue")
     out = args.out or f"results/bench-ranking-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     blocker = file_in_the_way(out)
     if blocker is not None:
         raise ValueError(f"--out {out} cannot be a run directory: {blocker} is a file, not a directory")
-    record = run_ranking_bench(config, out=out, progress=not args.no_progress)
+    record = run_ranking_bench(config, out=out, progress=not args.no_progress, resume=args.resume)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -177,6 +179,7 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
                     "kendall_tau_val_loss", "standalone_seed_tau_val_loss", "minutes"):
             value = record[key]
             print(f"{key}: {'n/a (needs two seeds that rank the subnets)' if value is None else f'{value:.4f}'}")
+        print(f"standalone_runs_reused: {record['standalone_runs_reused']} (finished by an earlier invocation)")
         print(f"record: {Path(out) / 'ranking.json'}")
     return 0
 
@@ -679,6 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="run directory (default: results/bench-ranking-SPACE-TIME)")
+    p.add_argument("--resume", action="store_true", help="continue the stopped benchmark in --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_bench_ranking)
     p = bench_sub.add_parser("predictors", help="predictor accuracy on held-out architectures")

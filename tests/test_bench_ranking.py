@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from dataclasses import replace
 
 import pytest
 import torch
 from scipy.stats import kendalltau, spearmanr
 
+import nas.bench.ranking as ranking_module
 from nas.bench.ranking import (
-    RankingBenchConfig, arch_params, mean_pairwise_tau, run_ranking_bench, seed_variance, split_half_tau,
-    spread_archs,
+    RUNS_FILE, RankingBenchConfig, arch_params, mean_pairwise_tau, run_ranking_bench, seed_variance,
+    split_half_tau, spread_archs,
 )
 from nas.cli import main
 from search_spaces.networks import QuadraNet, count_params
@@ -216,3 +218,90 @@ def test_cli_bench_ranking_prints_the_record_and_says_why_one_seed_has_no_seed_t
     assert "standalone_seed_tau: n/a (needs two seeds that rank the subnets)" in text
     assert f"kendall_tau_params: {record['kendall_tau_params']:.4f}" in text
     assert f"record: {out / 'ranking.json'}" in text
+
+
+# ---- a stopped benchmark resumes -----------------------------------------------------------------
+
+TINY = RankingBenchConfig(k=3, epochs=1, seeds=2, n_random=0)
+_TIMES = ("minutes", "supernet_minutes", "standalone_runs_reused", "config")
+_REAL_TRAIN_MODEL = ranking_module.train_model
+
+
+class Stopped(Exception):
+    """Stands for whatever stops a run part-way (Ctrl-C, a kill, an error)."""
+
+
+def _counting_train_model(monkeypatch, *, stop_after: int | None = None) -> list[int]:
+    calls: list[int] = []
+
+    def train_model(net, splits, config, **kwargs):
+        if stop_after is not None and len(calls) == stop_after:
+            raise Stopped
+        calls.append(config.seed)
+        return _REAL_TRAIN_MODEL(net, splits, config, **kwargs)
+
+    monkeypatch.setattr(ranking_module, "train_model", train_model)
+    return calls
+
+
+def test_a_stopped_benchmark_resumes_with_only_the_missing_runs(tiny_record, tmp_path, monkeypatch):
+    reference, _ = tiny_record
+    out = tmp_path / "r"
+    calls = _counting_train_model(monkeypatch, stop_after=4)
+    with pytest.raises(Stopped):
+        run_ranking_bench(TINY, out=out, progress=False)
+    assert len((out / RUNS_FILE).read_text().splitlines()) == 4 and not (out / "ranking.json").exists()
+    calls = _counting_train_model(monkeypatch)
+    record = run_ranking_bench(TINY, out=out, progress=False, resume=True)
+    assert len(calls) == 2 and record["standalone_runs_reused"] == 4  # 3 subnets x 2 seeds, 4 done before
+    assert {k: v for k, v in record.items() if k not in _TIMES} == \
+        {k: v for k, v in reference.items() if k not in _TIMES}  # as if it had never stopped
+    assert len((out / RUNS_FILE).read_text().splitlines()) == 6
+
+
+def test_resume_trains_again_a_run_whose_line_a_crash_cut_short(tiny_record, tmp_path, monkeypatch):
+    reference, _ = tiny_record
+    out = tmp_path / "r"
+    _counting_train_model(monkeypatch, stop_after=2)
+    with pytest.raises(Stopped):
+        run_ranking_bench(TINY, out=out, progress=False)
+    path = out / RUNS_FILE
+    path.write_text(path.read_text()[:-20])  # the second line cut short
+    calls = _counting_train_model(monkeypatch)
+    record = run_ranking_bench(TINY, out=out, progress=False, resume=True)
+    assert len(calls) == 5 and record["standalone_runs_reused"] == 1
+    assert record["kendall_tau_params"] == reference["kendall_tau_params"]
+    assert [r["standalone_val_acc_per_seed"] for r in record["subnets"]] == \
+        [r["standalone_val_acc_per_seed"] for r in reference["subnets"]]
+
+
+def test_damage_before_the_last_line_is_named(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    _counting_train_model(monkeypatch, stop_after=2)
+    with pytest.raises(Stopped):
+        run_ranking_bench(TINY, out=out, progress=False)
+    path = out / RUNS_FILE
+    path.write_text("garbage\n" + path.read_text())
+    with pytest.raises(ValueError, match=f"{path}, line 1: not a stand-alone run record"):
+        run_ranking_bench(TINY, out=out, progress=False, resume=True)
+
+
+def test_resume_with_other_settings_or_of_another_directory_is_refused(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "r"
+    _counting_train_model(monkeypatch, stop_after=1)
+    with pytest.raises(Stopped):
+        run_ranking_bench(TINY, out=out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match=r"was run with epochs=1, seeds=2, not epochs=2, seeds=3"):
+        run_ranking_bench(replace(TINY, epochs=2, seeds=3), out=out, progress=False, resume=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # a new run into the occupied directory is refused; --resume needs --out; a non-benchmark directory
+    assert main(["bench", "ranking", "--k", "3", "--out", str(out), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["bench", "ranking", "--resume", "--no-progress"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"space": "digits-s"}')
+    assert main(["bench", "ranking", "--out", str(other), "--resume", "--no-progress"]) == 2
+    assert "is not the record of a nas bench ranking run" in capsys.readouterr().err

@@ -12,6 +12,14 @@
    stand-alone accuracy (validation, and test for reference), the mean absolute gap and the
    minutes it all took. Accuracies are in percent.
 
+Run directory: ``config.json`` (the benchmark's settings), ``supernet/`` (a supernet run),
+``standalone.jsonl`` (one line per finished stand-alone run, appended as each ends) and, at
+the end, ``ranking.json``. A run stopped part-way continues with ``resume=True``
+(``--resume``): a finished supernet is loaded, an unfinished one resumes from its checkpoint,
+and only the stand-alone runs missing from ``standalone.jsonl`` are trained. The settings must
+be the stored ones (a difference is refused, naming it); ``minutes`` counts this invocation,
+``standalone_runs_reused`` the runs an earlier one finished.
+
 Diagnostics, to read τ against what the data allows:
 
 - ``standalone_seed_range``: mean over subnets of max − min accuracy across seeds.
@@ -43,6 +51,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
@@ -54,7 +63,8 @@ from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
 from nas.data import DEFAULT_DATASET, default_dataset, load_dataset
-from nas.supernet_train import SupernetConfig, evaluate_arch, train_supernet
+from nas.run_dir import check_new_run_dir, read_run_config, write_text_atomic
+from nas.supernet_train import SupernetConfig, evaluate_arch, load_supernet, train_supernet
 from nas.train import TrainConfig, evaluate, set_seed, train_model
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int
@@ -62,11 +72,13 @@ from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = [
-    "DEFAULT_DATASET", "RankingBenchConfig", "arch_params", "mean_pairwise_tau", "run_ranking_bench",
+    "DEFAULT_DATASET", "RUNS_FILE", "RankingBenchConfig", "arch_params", "mean_pairwise_tau", "run_ranking_bench",
     "seed_variance", "split_half_tau", "spread_archs",
 ]
 
 _CANDIDATES = 400
+RUNS_FILE = "standalone.jsonl"
+_KIND = "nas-bench-ranking"
 
 
 @dataclass(frozen=True)
@@ -150,39 +162,100 @@ def seed_variance(runs: list[list[float]]) -> dict[str, float] | None:
             "reliability": reliability, "tau_ceiling": 2 / math.pi * math.asin(math.sqrt(reliability))}
 
 
-def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
+def _prepare_run_dir(out: Path, settings: dict[str, Any], resume: bool) -> None:
+    """Refuse an occupied ``out`` for a new run, or a resume with other settings; record them."""
+    if not resume:
+        check_new_run_dir(out, hint="pass --resume to continue that benchmark, or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", json.dumps(settings, indent=2) + "\n")
+        return
+    stored = read_run_config(out, kind="nas bench ranking")
+    if stored.get("kind") != _KIND:
+        raise ValueError(f"--resume refused: {out / 'config.json'} is not the record of a nas bench ranking run")
+    changed = sorted(k for k in set(stored) | set(settings) if k != "device" and stored.get(k) != settings.get(k))
+    if changed:
+        raise ValueError(f"--resume refused: {out} was run with "
+                         f"{', '.join(f'{k}={stored.get(k)!r}' for k in changed)}, not "
+                         f"{', '.join(f'{k}={settings.get(k)!r}' for k in changed)}; resume with the same "
+                         f"settings or use a new --out")
+
+
+def _finished_runs(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """The stand-alone runs recorded in ``path`` by ``(arch_id, seed)``; a last line cut short by
+    a crash is ignored (that run is trained again), any other damage is an error naming the line."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    runs = {}
+    for i, line in enumerate(lines, start=1):
+        try:
+            run = json.loads(line)
+            runs[(str(run["arch_id"]), int(run["seed"]))] = run
+        except (ValueError, KeyError, TypeError):
+            if i == len(lines):
+                break
+            raise ValueError(f"{path}, line {i}: not a stand-alone run record") from None
+    return runs
+
+
+def _append_run(path: Path, run: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(run) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True,
+                      resume: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     space = create_space(config.space)
     dataset = config.dataset or default_dataset(config.space)
     recipe = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device)
     out = Path(out)
-    sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
-    result = train_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=out / "supernet",
-                            data_dir=config.data_dir, progress=progress)
+    _prepare_run_dir(out, {"kind": _KIND, **asdict(config), "dataset": dataset}, resume)
+    sn_dir = out / "supernet"
+    if (sn_dir / "supernet.safetensors").is_file():
+        supernet = load_supernet(sn_dir)[0].to(config.device)
+    else:
+        sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
+        supernet = train_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=sn_dir,
+                                  data_dir=config.data_dir, resume=(sn_dir / "checkpoint.pt").is_file(),
+                                  progress=progress).supernet
     t_supernet = time.perf_counter() - t0
-    supernet = result.supernet
     splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir)
     archs = spread_archs(space, config.k, seed=config.seed)
+    runs_path = out / RUNS_FILE
+    finished = _finished_runs(runs_path)
+    seeds = range(config.seed, config.seed + config.seeds)
+    reused = sum((arch.arch_id, seed) in finished for arch in archs for seed in seeds)
+    if runs_path.is_file():  # rewrite without a cut-short last line before appending to it
+        write_text_atomic(runs_path, "".join(json.dumps(r) + "\n" for r in finished.values()))
 
     rows = []
-    bar = tqdm(total=len(archs) * config.seeds, desc="stand-alone", unit="run", disable=not progress, leave=False)
+    bar = tqdm(total=len(archs) * config.seeds, initial=reused, desc="stand-alone", unit="run",
+               disable=not progress, leave=False)
     for arch in archs:
         inh_val_loss, inh_val = evaluate_arch(supernet, arch, splits.val, device=config.device)
         _, inh_test = evaluate_arch(supernet, arch, splits.test, device=config.device)
-        val_accs, val_losses, test_accs = [], [], []
-        for seed in range(config.seed, config.seed + config.seeds):
-            set_seed(seed)
-            net = QuadraNet(space.to_net_config(arch))
-            trained = train_model(net, splits, replace(recipe, seed=seed), progress=False)
-            loss, acc = evaluate(net, splits.val, device=config.device)
-            val_accs.append(100 * acc)
-            val_losses.append(loss)
-            test_accs.append(100 * trained.test_acc)
-            bar.update(1)
+        runs = []
+        for seed in seeds:
+            run = finished.get((arch.arch_id, seed))
+            if run is None:
+                set_seed(seed)
+                net = QuadraNet(space.to_net_config(arch))
+                trained = train_model(net, splits, replace(recipe, seed=seed), progress=False)
+                loss, acc = evaluate(net, splits.val, device=config.device)
+                run = {"arch_id": arch.arch_id, "seed": seed, "params": count_params(net), "val_acc": 100 * acc,
+                       "val_loss": loss, "test_acc": 100 * trained.test_acc, "seconds": trained.seconds}
+                _append_run(runs_path, run)
+                bar.update(1)
+            runs.append(run)
+        val_accs = [r["val_acc"] for r in runs]
+        val_losses = [r["val_loss"] for r in runs]
         rows.append({
-            "arch_id": arch.arch_id, "arch": arch.describe(), "params": count_params(net),
+            "arch_id": arch.arch_id, "arch": arch.describe(), "params": runs[0]["params"],
             "inherited_val_acc": 100 * inh_val, "standalone_val_acc": statistics.mean(val_accs),
-            "inherited_test_acc": 100 * inh_test, "standalone_test_acc": statistics.mean(test_accs),
+            "inherited_test_acc": 100 * inh_test, "standalone_test_acc": statistics.mean(r["test_acc"] for r in runs),
             "inherited_val_loss": inh_val_loss, "standalone_val_loss": statistics.mean(val_losses),
             "standalone_val_acc_per_seed": val_accs, "standalone_val_loss_per_seed": val_losses,
         })
@@ -204,6 +277,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
         "largest_inherited_test_acc": largest["inherited_test_acc"],
         "largest_standalone_test_acc": largest["standalone_test_acc"],
         "supernet_minutes": t_supernet / 60,
+        "standalone_runs_reused": reused,
         "standalone_seed_range": statistics.mean(max(accs) - min(accs) for accs in acc_runs),
         "standalone_seed_tau": mean_pairwise_tau(acc_runs),
         "standalone_split_half_tau": split_half_tau(acc_runs),
