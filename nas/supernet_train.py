@@ -16,7 +16,8 @@ Run directory: ``config.json``, ``checkpoint.pt`` (latest; supernet, optimizer, 
 RNG state, counters, history — written atomically every ``checkpoint_every`` steps and at
 each epoch end), ``history.csv``, and at the end ``supernet.safetensors`` and
 ``train_log.json`` (inherited accuracies of the largest and smallest subnets, time, the
-weight digest of every rank).
+weight digest of every rank). ``resume`` continues from the checkpoint with the same recipe
+(only the device and ``checkpoint_every`` may change) and keeps ``config.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from nas.augment import augment_batch
 from nas.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from nas.data import DatasetSplits, load_dataset
 from nas.distributed import DistContext, cleanup_distributed, init_distributed, weights_digest
-from nas.run_dir import check_new_run_dir
+from nas.run_dir import check_new_run_dir, read_run_config
 from nas.train import Trainer, TrainConfig, evaluate, set_seed, soft_cross_entropy
 from search_spaces.arch import ArchConfig
 from search_spaces.elastic import QuadraSupernet
@@ -162,21 +163,32 @@ def _recipe_changes(stored: dict[str, Any], current: dict[str, Any], prefix: str
     return changes
 
 
+def _check_same_run(stored: dict[str, Any], run_config: dict[str, Any], source: Path) -> None:
+    """Refuse to continue a run recorded in ``source`` with another space, dataset, seed or recipe."""
+    for key in ("space", "dataset", "seed"):
+        if stored.get(key) != run_config[key]:
+            raise ValueError(f"--resume: {source} was trained with {key}={stored.get(key)!r}, "
+                             f"not {run_config[key]!r}; resume with the same {key} or use a new --out")
+    changed = _recipe_changes(stored.get("supernet") or {}, run_config["supernet"])
+    if changed:
+        raise ValueError(f"--resume: {source} was trained with "
+                         f"{', '.join(f'{k}={a!r}' for k, a, _ in changed)}, not "
+                         f"{', '.join(f'{k}={b!r}' for k, _, b in changed)}; the weights and the schedule "
+                         f"belong to that recipe: resume with the same settings or use a new --out")
+
+
 def _prepare(out: Path, resume: bool, run_config: dict[str, Any]) -> dict[str, Any] | None:
-    """Check the run directory (every rank); return the checkpoint to resume from, if any."""
+    """Check the run directory (every rank); return the checkpoint to resume from, if any.
+
+    A run stopped before its first checkpoint left only ``config.json``: nothing was trained,
+    so ``resume`` starts it over (with the same settings)."""
     if resume:
+        if not (out / CHECKPOINT).exists() and out.is_dir() and [p.name for p in out.iterdir()] == ["config.json"]:
+            stored = read_run_config(out, kind="train-supernet")
+            _check_same_run(stored, run_config, out / "config.json")
+            return None
         state = load_checkpoint(out / CHECKPOINT, required=("supernet", "trainer", "rng", "config", "running"))
-        stored = state["config"]
-        for key in ("space", "dataset", "seed"):
-            if stored[key] != run_config[key]:
-                raise ValueError(f"--resume: {out / CHECKPOINT} was trained with {key}={stored[key]!r}, "
-                                 f"not {run_config[key]!r}; resume with the same {key} or use a new --out")
-        changed = _recipe_changes(stored.get("supernet", {}), run_config["supernet"])
-        if changed:
-            raise ValueError(f"--resume: {out / CHECKPOINT} was trained with "
-                             f"{', '.join(f'{k}={a!r}' for k, a, _ in changed)}, not "
-                             f"{', '.join(f'{k}={b!r}' for k, _, b in changed)}; the weights and the schedule "
-                             f"belong to that recipe: resume with the same settings or use a new --out")
+        _check_same_run(state["config"], run_config, out / CHECKPOINT)
         return state
     check_new_run_dir(out, hint="pass --resume to continue it or choose another --out")
     return None

@@ -509,6 +509,19 @@ def test_resume_may_save_more_often_and_keeps_the_recorded_config(run_copy):
     assert (run_copy / "config.json").read_text() == before
 
 
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_it_over(full_run, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(full_run["out"] / "config.json", out / "config.json")  # all a kill in the first steps leaves
+    with pytest.raises(FileExistsError, match="--resume"):
+        _train(out)
+    other = replace(RESUME_CFG, train=replace(RESUME_CFG.train, lr=0.5))
+    with pytest.raises(ValueError, match=re.escape(f"{out / 'config.json'} was trained with train.lr=0.002")):
+        _train(out, config=other, resume=True)
+    result = _train(out, resume=True)
+    assert weights_digest(result.supernet) == weights_digest(full_run["result"].supernet)
+
+
 def test_resume_with_another_space_is_refused(run_copy, monkeypatch):
     # A second space on the same 8x8 digits, registered for this test only.
     monkeypatch.setitem(space_module.SPACES, "digits-s-b", lambda: replace(create_space(SPACE), name="digits-s-b"))

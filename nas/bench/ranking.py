@@ -219,7 +219,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     else:
         sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
         supernet = train_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=sn_dir,
-                                  data_dir=config.data_dir, resume=(sn_dir / "checkpoint.pt").is_file(),
+                                  data_dir=config.data_dir, resume=sn_dir.is_dir(),
                                   progress=progress).supernet
     t_supernet = time.perf_counter() - t0
     splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir)
