@@ -41,8 +41,6 @@ untouched.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import time
 from dataclasses import dataclass, replace
@@ -54,6 +52,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from nas.run_dir import append_json_line
 from predictors.features import arch_features
 from predictors.models import Samples, create_model
 from predictors.table import aggregate_profiles, append_profile_row, read_profiles, rows_for
@@ -209,15 +208,6 @@ def records_path(table: str | Path) -> Path:
     return table.with_name(table.name + ".records.jsonl")
 
 
-def _append_records(path: Path, record: dict) -> None:
-    # Written before the table row, so a row on disk always has its records (a kill in between
-    # leaves a record whose measurement is repeated on resume: readers keep the last one).
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[str] | frozenset[str] = frozenset(),
                      progress: bool = True, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Profile until ``out`` holds ``config.n`` architectures × ``config.passes`` passes of this
@@ -260,7 +250,9 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[
         row["sample_source"] = source
         row["pass"] = p
         if config.records_ops:
-            _append_records(records_path(out), {"arch_id": arch.arch_id, "batch_size": config.batch_size,
+            # Written before the table row, so a row on disk always has its records (a kill in between
+            # leaves a record whose measurement is repeated on resume: readers keep the last one).
+            append_json_line(records_path(out), {"arch_id": arch.arch_id, "batch_size": config.batch_size,
                                                 "fingerprint_id": fp_id, "pass": p,
                                                 "ops": [o.to_dict() for o in rec.ops],
                                                 "kernels": [k.to_dict() for k in rec.kernels]})

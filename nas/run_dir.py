@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_new_run_dir", "check_output_file", "file_in_the_way", "prepare_run_dir", "read_run_config",
-           "write_text_atomic"]
+__all__ = ["append_json_line", "check_new_run_dir", "check_output_file", "file_in_the_way", "prepare_run_dir",
+           "read_run_config", "setting_changes", "write_text_atomic"]
 
 
 def file_in_the_way(path: str | Path) -> Path | None:
@@ -81,3 +81,27 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def append_json_line(path: str | Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line, flushed and fsync'ed: a crash loses at most the line
+    being written (readers of such logs ignore a last line cut short)."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def setting_changes(stored: dict[str, Any], current: dict[str, Any], *, free: frozenset[str] = frozenset(),
+                    prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(name, stored, current)`` for every setting that differs between two run records, sorted,
+    nested dicts compared field by field (``train.lr``); names in ``free`` may differ."""
+    changes = []
+    for key in sorted(set(stored) | set(current)):
+        name = f"{prefix}{key}"
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += setting_changes(a, b, free=free, prefix=f"{name}.")
+        elif a != b and name not in free:
+            changes.append((name, a, b))
+    return changes

@@ -53,7 +53,7 @@ from nas.profiling import ProfileRunConfig, collect_profiles
 from nas.report import write_report
 from nas.run_dir import check_new_run_dir, read_run_config, write_text_atomic
 from nas.scoring import ArchScorer
-from nas.storage import StorageUnavailable, check_storage_url, create_storage, describe_storage
+from nas.storage import StorageUnavailable, check_storage_url, create_storage, describe_storage, file_storage_path
 from nas.study import (SAMPLERS, check_population, create_sampler, open_study, pareto_frame, parse_objectives,
                        problem_record, run_trials, trials_frame)
 from nas.supernet_train import SupernetConfig, check_data, evaluate_arch, load_supernet, train_supernet
@@ -200,25 +200,22 @@ def stored_storage(stored: dict[str, Any], run_dir: Path) -> str | None:
     url = stored.get("storage")
     if not isinstance(url, str):
         return None
-    for scheme in _OWN_STUDY_FILES:
-        if url.startswith(scheme):
-            recorded = Path(url[len(scheme):])
-            here = run_dir / recorded.name
-            if stored.get("storage_in_run_dir") or (not recorded.exists() and here.is_file()):
-                return f"{scheme}{here.resolve()}"
+    recorded = file_storage_path(url)
+    if recorded is not None:
+        here = run_dir / recorded.name
+        if stored.get("storage_in_run_dir") or (not recorded.exists() and here.is_file()):
+            return f"{check_storage_url(url)}{here.resolve()}"
     return url
 
 
-def _with_recorded_settings(config: SearchConfig) -> SearchConfig:
-    """On ``--resume``, settings not given default to what the run directory recorded: the study's
-    storage and name (a run started with ``--workers``, ``--storage`` or ``--study-name`` resumes
-    its own study, not a new empty one), the reused ``--supernet`` / ``--predictors`` (its trials
-    were scored with them) and ``--data-dir``."""
-    if not config.resume or config.out is None:
+def _with_recorded_settings(config: SearchConfig, stored: dict[str, Any] | None) -> SearchConfig:
+    """On ``--resume``, settings not given default to what the run directory recorded (``stored``):
+    the study's storage and name (a run started with ``--workers``, ``--storage`` or
+    ``--study-name`` resumes its own study, not a new empty one), the reused ``--supernet`` /
+    ``--predictors`` (its trials were scored with them) and ``--data-dir``."""
+    if stored is None:
         return config
-    out = Path(config.out)
-    stored = _read_search_record(out)
-    return replace(config, storage=config.storage or stored_storage(stored, out),
+    return replace(config, storage=config.storage or stored_storage(stored, Path(config.out)),
                    study_name=config.study_name or stored.get("study_name"),
                    supernet=config.supernet or stored.get("supernet"),
                    predictors=config.predictors or stored.get("predictors"),
@@ -234,21 +231,19 @@ def _read_search_record(out: Path) -> dict[str, Any]:
 
 def _require_study_file(storage: str, run_dir: Path) -> None:
     """A study file that should exist and does not is said, not created empty."""
-    for scheme in _OWN_STUDY_FILES:
-        if storage.startswith(scheme) and not Path(storage[len(scheme):]).is_file():
-            raise FileNotFoundError(f"the study file {storage[len(scheme):]} of {run_dir} does not exist; "
-                                    f"was it moved or deleted?")
+    path = file_storage_path(storage)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"the study file {path} of {run_dir} does not exist; was it moved or deleted?")
 
 
 def _same_path(a: str | None, b: str | None) -> bool:
     return a == b or (a is not None and b is not None and Path(a).resolve() == Path(b).resolve())
 
 
-def _prepare(cfg: SearchConfig, out: Path) -> None:
-    """Refuse a resume whose settings differ from the run's, or a new run in an occupied
-    directory; creates nothing (the run directory is made once every input has been checked)."""
-    if cfg.resume:
-        stored = _read_search_record(out)
+def _prepare(cfg: SearchConfig, out: Path, stored: dict[str, Any] | None) -> None:
+    """Refuse a resume whose settings differ from the run's record ``stored``, or a new run in an
+    occupied directory; creates nothing (the run directory is made once every input is checked)."""
+    if stored is not None:
         for key in ("space", "dataset", "device", "batch_size", "seed"):
             if stored.get(key) != getattr(cfg, key):
                 raise ValueError(f"--resume refused: {out} was run with {key}={stored.get(key)!r}, not "
@@ -490,9 +485,10 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     """Run (or resume) a search; see the module docstring. Raises nothing for infeasible
     budgets: they are in ``result.infeasible`` (the CLI exits 2 for them)."""
     t_start = time.perf_counter()
-    cfg = _with_recorded_settings(config).resolved()
+    recorded = _read_search_record(Path(config.out)) if config.resume else None  # resume needs out
+    cfg = _with_recorded_settings(config, recorded).resolved()
     out = _run_dir(cfg)
-    _prepare(cfg, out)
+    _prepare(cfg, out, recorded)
     set_seed(cfg.seed)
     fp = device_fingerprint(cfg.device, threads=cfg.threads)
     phases: dict[str, float] = {}
@@ -505,7 +501,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     supernet = obtain_supernet(cfg, out, progress) if cfg.supernet is not None else None
     phases["supernet_s"] = time.perf_counter() - t
     preds = _load_predictors(Path(cfg.predictors), cfg, fp.to_dict()) if cfg.predictors is not None else None
-    if not storage.startswith(tuple(_OWN_STUDY_FILES)):
+    if file_storage_path(storage) is None:
         create_storage(storage)  # a database server: unreachable is said now, not after the long phases
     elif cfg.resume and cfg.storage is not None:  # the study began: its file must be there
         _require_study_file(storage, out)

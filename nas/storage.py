@@ -23,7 +23,8 @@ from typing import Any
 
 import optuna
 
-__all__ = ["SCHEMES", "StorageUnavailable", "check_storage_url", "create_storage", "describe_storage", "worker_alive", "worker_id"]
+__all__ = ["SCHEMES", "StorageUnavailable", "check_storage_url", "create_storage", "describe_storage",
+           "file_storage_path", "worker_alive", "worker_id"]
 
 SCHEMES = ("sqlite:///", "journal:///", "postgresql://", "postgresql+psycopg2://")
 HEARTBEAT_INTERVAL_S = 10
@@ -45,8 +46,17 @@ def describe_storage(storage: Any) -> str:
     return storage
 
 
+_FILE_SCHEMES = ("sqlite:///", "journal:///")
+
+
+def file_storage_path(url: str) -> Path | None:
+    """The file a ``sqlite:///`` or ``journal:///`` URL names; ``None`` for a database server."""
+    scheme = next((s for s in _FILE_SCHEMES if url.startswith(s)), None)
+    return None if scheme is None else Path(url[len(scheme):])
+
+
 def _sqlite(url: str) -> optuna.storages.BaseStorage:
-    path = Path(url[len("sqlite:///"):])
+    path = file_storage_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, timeout=60)
     try:
@@ -59,7 +69,7 @@ def _sqlite(url: str) -> optuna.storages.BaseStorage:
 def _journal(url: str) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    path = Path(url[len("journal:///"):])
+    path = file_storage_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
 
@@ -84,7 +94,7 @@ def check_storage_url(url: str) -> str:
     if scheme is None:
         raise ValueError(f"unsupported storage URL {describe_storage(url)!r}; valid forms: sqlite:///PATH, "
                          f"journal:///PATH, postgresql://USER@HOST[:PORT]/DB")
-    if scheme in ("sqlite:///", "journal:///") and not url[len(scheme):].strip():
+    if scheme in _FILE_SCHEMES and not url[len(scheme):].strip():
         raise ValueError(f"storage URL {url!r} names no file; give a path: {scheme}PATH "
                          f"(an absolute path has four slashes: {scheme}/tmp/study)")
     return scheme

@@ -42,14 +42,15 @@ from nas.augment import augment_batch
 from nas.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from nas.data import DatasetSplits, load_dataset
 from nas.distributed import DistContext, cleanup_distributed, init_distributed, weights_digest
-from nas.run_dir import check_new_run_dir, read_run_config
+from nas.run_dir import check_new_run_dir, read_run_config, setting_changes
 from nas.train import Trainer, TrainConfig, evaluate, set_seed, soft_cross_entropy
 from search_spaces.arch import ArchConfig
 from search_spaces.elastic import QuadraSupernet
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = [
-    "SandwichLoss", "SupernetConfig", "SupernetResult", "check_data", "evaluate_arch", "load_supernet",
+    "SandwichLoss", "SupernetConfig", "SupernetResult", "check_data", "evaluate_arch", "finished_supernet",
+    "load_supernet",
     "sandwich_archs", "train_supernet",
 ]
 
@@ -147,20 +148,8 @@ def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
         writer.writerows(history)
 
 
-_RESUME_FREE = {"train.device", "checkpoint_every"}  # may differ on resume: where it runs, how often it saves
-
-
-def _recipe_changes(stored: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """``(field, stored, current)`` for every recipe setting that differs, nested as ``train.lr``."""
-    changes = []
-    for key in sorted(set(stored) | set(current)):
-        name = f"{prefix}{key}"
-        a, b = stored.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            changes += _recipe_changes(a, b, f"{name}.")
-        elif a != b and name not in _RESUME_FREE:
-            changes.append((name, a, b))
-    return changes
+# May differ on resume: where it runs and how often it saves.
+_RESUME_FREE = frozenset({"train.device", "checkpoint_every"})
 
 
 def _check_same_run(stored: dict[str, Any], run_config: dict[str, Any], source: Path) -> None:
@@ -169,7 +158,7 @@ def _check_same_run(stored: dict[str, Any], run_config: dict[str, Any], source: 
         if stored.get(key) != run_config[key]:
             raise ValueError(f"--resume: {source} was trained with {key}={stored.get(key)!r}, "
                              f"not {run_config[key]!r}; resume with the same {key} or use a new --out")
-    changed = _recipe_changes(stored.get("supernet") or {}, run_config["supernet"])
+    changed = setting_changes(stored.get("supernet") or {}, run_config["supernet"], free=_RESUME_FREE)
     if changed:
         raise ValueError(f"--resume: {source} was trained with "
                          f"{', '.join(f'{k}={a!r}' for k, a, _ in changed)}, not "
@@ -314,6 +303,19 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
     ctx.barrier()
     del model, trainer  # the DDP wrapper holds the process group: free it before the group is destroyed
     return SupernetResult(supernet=supernet, run_dir=out, history=history, log=log, is_main=ctx.is_main)
+
+
+def finished_supernet(*, space: str, dataset: str, config: SupernetConfig, out: str | Path,
+                      data_dir: str | Path | None = None, progress: bool = True) -> QuadraSupernet:
+    """The supernet of run directory ``out`` in eval mode: loaded when its training finished,
+    else trained — resumed when ``out`` already holds part of a run (a checkpoint, or only the
+    ``config.json`` of a run stopped before its first checkpoint)."""
+    out = Path(out)
+    if (out / "supernet.safetensors").is_file():
+        return load_supernet(out)[0]
+    result = train_supernet(space=space, dataset=dataset, config=config, out=out, data_dir=data_dir,
+                            resume=out.is_dir() and any(out.iterdir()), progress=progress)
+    return result.supernet.eval()
 
 
 def load_supernet(run_dir: str | Path) -> tuple[QuadraSupernet, dict[str, Any]]:

@@ -69,9 +69,7 @@ class MixerBenchConfig:
             raise ValueError(f"threads must be a positive integer or None, got {self.threads!r}")
         if self.width % 4:
             raise ValueError(f"width must be divisible by 4 (gnConv order 3), got {self.width}")
-        check_device(self.device)  # 'cpu' or 'cuda[:N]' (a bad string is a ValueError, not torch's RuntimeError)
-        if self.device != "cpu" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
+        check_device(self.device, name="--device", available=True)  # 'cpu' or 'cuda[:N]', and one that is here
 
 
 def mixer_bench_net(variant: str, config: MixerBenchConfig) -> QuadraNet:

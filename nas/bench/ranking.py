@@ -51,7 +51,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
@@ -63,8 +62,8 @@ from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
 from nas.data import DEFAULT_DATASET, default_dataset, load_dataset
-from nas.run_dir import check_new_run_dir, read_run_config, write_text_atomic
-from nas.supernet_train import SupernetConfig, evaluate_arch, load_supernet, train_supernet
+from nas.run_dir import append_json_line, check_new_run_dir, read_run_config, setting_changes, write_text_atomic
+from nas.supernet_train import SupernetConfig, evaluate_arch, finished_supernet
 from nas.train import TrainConfig, evaluate, set_seed, train_model
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int
@@ -172,12 +171,11 @@ def _prepare_run_dir(out: Path, settings: dict[str, Any], resume: bool) -> None:
     stored = read_run_config(out, kind="nas bench ranking")
     if stored.get("kind") != _KIND:
         raise ValueError(f"--resume refused: {out / 'config.json'} is not the record of a nas bench ranking run")
-    changed = sorted(k for k in set(stored) | set(settings) if k != "device" and stored.get(k) != settings.get(k))
+    changed = setting_changes(stored, settings, free=frozenset({"device"}))
     if changed:
-        raise ValueError(f"--resume refused: {out} was run with "
-                         f"{', '.join(f'{k}={stored.get(k)!r}' for k in changed)}, not "
-                         f"{', '.join(f'{k}={settings.get(k)!r}' for k in changed)}; resume with the same "
-                         f"settings or use a new --out")
+        raise ValueError(f"--resume refused: {out} was run with {', '.join(f'{k}={a!r}' for k, a, _ in changed)}, "
+                         f"not {', '.join(f'{k}={b!r}' for k, _, b in changed)}; resume with the same settings or "
+                         f"use a new --out")
 
 
 def _finished_runs(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
@@ -198,13 +196,6 @@ def _finished_runs(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
     return runs
 
 
-def _append_run(path: Path, run: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(run) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True,
                       resume: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -213,14 +204,9 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     recipe = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device)
     out = Path(out)
     _prepare_run_dir(out, {"kind": _KIND, **asdict(config), "dataset": dataset}, resume)
-    sn_dir = out / "supernet"
-    if (sn_dir / "supernet.safetensors").is_file():
-        supernet = load_supernet(sn_dir)[0].to(config.device)
-    else:
-        sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
-        supernet = train_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=sn_dir,
-                                  data_dir=config.data_dir, resume=sn_dir.is_dir(),
-                                  progress=progress).supernet
+    sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
+    supernet = finished_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=out / "supernet",
+                                 data_dir=config.data_dir, progress=progress).to(config.device)
     t_supernet = time.perf_counter() - t0
     splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir)
     archs = spread_archs(space, config.k, seed=config.seed)
@@ -247,7 +233,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
                 loss, acc = evaluate(net, splits.val, device=config.device)
                 run = {"arch_id": arch.arch_id, "seed": seed, "params": count_params(net), "val_acc": 100 * acc,
                        "val_loss": loss, "test_acc": 100 * trained.test_acc, "seconds": trained.seconds}
-                _append_run(runs_path, run)
+                append_json_line(runs_path, run)
                 bar.update(1)
             runs.append(run)
         val_accs = [r["val_acc"] for r in runs]
