@@ -56,7 +56,7 @@ from nas.scoring import ArchScorer
 from nas.storage import StorageUnavailable, check_storage_url, create_storage, describe_storage, file_storage_path
 from nas.study import (SAMPLERS, check_population, create_sampler, open_study, pareto_frame, parse_objectives,
                        problem_record, run_trials, trials_frame)
-from nas.supernet_train import SupernetConfig, check_data, evaluate_arch, load_supernet, train_supernet
+from nas.supernet_train import SupernetConfig, check_data, evaluate_arch, finished_supernet, load_supernet
 from nas.train import TrainConfig, check_device, set_seed
 from predictors.predictor import Predictor
 from predictors.table import aggregate_profiles, read_profiles, rows_for
@@ -266,14 +266,9 @@ def obtain_supernet(cfg: SearchConfig, out: Path, progress: bool):
             raise ValueError(f"--supernet {cfg.supernet} was trained for space {supernet.space.name!r} on "
                              f"{run_config.get('dataset')!r}, not {cfg.space!r} on {cfg.dataset!r}")
         return supernet
-    sn_dir = out / "supernet"
-    if (sn_dir / "supernet.safetensors").is_file():
-        return load_supernet(sn_dir)[0]
     recipe = TrainConfig(epochs=cfg.supernet_epochs, seed=cfg.seed, device=cfg.device)
-    result = train_supernet(space=cfg.space, dataset=cfg.dataset, config=SupernetConfig(train=recipe),
-                            out=sn_dir, data_dir=cfg.data_dir, resume=(sn_dir / "checkpoint.pt").is_file(),
-                            progress=progress)
-    return result.supernet.eval()
+    return finished_supernet(space=cfg.space, dataset=cfg.dataset, config=SupernetConfig(train=recipe),
+                             out=out / "supernet", data_dir=cfg.data_dir, progress=progress)
 
 
 # --- phase 2: predictors -----------------------------------------------------------------------

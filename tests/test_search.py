@@ -266,6 +266,17 @@ def test_resume_names_a_missing_study_file_and_creates_none(run, tmp_path, capsy
     pd.testing.assert_frame_equal(pd.read_csv(copy / "trials.csv"), before)
 
 
+def test_resume_of_a_search_stopped_before_its_supernet_checkpointed_trains_it(run, tmp_path):
+    copy = tmp_path / "early"
+    shutil.copytree(run.run_dir, copy)
+    for name in ("supernet.safetensors", "checkpoint.pt", "history.csv", "train_log.json"):
+        (copy / "supernet" / name).unlink()  # what a kill during the supernet's first steps leaves
+    assert [p.name for p in (copy / "supernet").iterdir()] == ["config.json"]
+    result = run_search(SearchConfig(out=str(copy), resume=True, **{**SMALL, "trials": 26}), progress=False)
+    assert result.summary["trials_completed"] == 26
+    assert (copy / "supernet" / "supernet.safetensors").is_file()
+
+
 def test_resume_with_other_objectives_is_refused(run, tmp_path, capsys):
     copy = tmp_path / "other"
     shutil.copytree(run.run_dir, copy)
