@@ -496,8 +496,10 @@ def _status_sentence(pick: dict[str, Any], smallest: dict[str, Any] | None) -> t
         return "Infeasible", f"no architecture meets this budget; {_smallest_text(smallest)}."
     if status == "met":
         if measured:
+            unpredicted = (" No trial was predicted to meet it: the predictors overestimate here."
+                           if pick.get("predicted_to_meet") is False else "")
             return "Met", (f"{arch_id}{trial} meets this budget as measured: {_num(measured.get('latency_ms'))} ms "
-                           f"and {_num(measured.get('peak_mem_mb'))} MB.")
+                           f"and {_num(measured.get('peak_mem_mb'))} MB.{unpredicted}")
         return "Met", f"{arch_id}{trial} meets this budget as predicted (not measured)."
     excess = pick.get("excess_pct") or {}
     over = [f"{name} {_excess(excess.get(name))}" for name in ("latency", "memory")

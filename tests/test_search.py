@@ -81,17 +81,24 @@ def test_picks_are_measured_and_explained(run):
             assert "smallest achievable" in p["message"]
             continue
         assert p["status"] in ("met", "missed")
-        row = trials.loc[p["trial_number"]]
-        assert row["arch_id"] == p["arch_id"] and row[f"feasible_b{i}"]
-        assert p["predicted"]["latency_ms"] == pytest.approx(row["pred_latency_ms"])
         m = p["measured"]
+        if p["predicted_to_meet"] is False:  # no trial was predicted to meet it; measured, it does
+            assert p["status"] == "met" and not trials[f"feasible_b{i}"].any()
+            if p["trial_number"] is None:
+                assert p["arch_id"] == picks["smallest"]["min_arch_id"]
+            else:
+                assert trials.loc[p["trial_number"], "arch_id"] == p["arch_id"]
+        else:
+            row = trials.loc[p["trial_number"]]
+            assert row["arch_id"] == p["arch_id"] and row[f"feasible_b{i}"]
+            assert p["predicted"]["latency_ms"] == pytest.approx(row["pred_latency_ms"])
         assert m["latency_ms"] > 0 and m["peak_mem_mb"] > 0 and 0 <= m["test_acc"] <= 1
         assert (p["status"] == "met") == budget.meets(m["latency_ms"], m["peak_mem_mb"])
         if budget.latency_ms is not None:
             assert p["excess_pct"]["latency"] == pytest.approx(100 * (m["latency_ms"] / budget.latency_ms - 1))
         # the pick is the most accurate of the candidates that meet the budget by prediction
         feasible = trials[trials[f"feasible_b{i}"] == True]  # noqa: E712
-        if p["status"] == "met" and p["candidates_measured"] == 1:
+        if p["predicted_to_meet"] and p["status"] == "met" and p["candidates_measured"] == 1:
             assert p["predicted"]["val_acc"] == pytest.approx(feasible["val_acc"].max())
         assert (run.run_dir / p["export_dir"] / "model.onnx").is_file()
         assert p["arch_id"] in (run.run_dir / "report.html").read_text()
@@ -460,6 +467,46 @@ def test_pick_rescales_predictions_after_a_miss():
                  n_candidates=3)
     assert pick["status"] == "missed" and pick["excess_pct"]["latency"] == pytest.approx(25.0)
     assert "latency by 25.0 %" in pick["message"]
+
+
+def test_pick_measures_near_misses_when_no_trial_is_predicted_to_meet_the_budget():
+    from nas.search import _pick
+    from search_spaces.space import create_space
+
+    space = create_space("digits-s")
+    archs = space.spread(5, key=lambda a: sum(a.widths), seed=0)
+    smallest_arch = space.min_arch()
+    # predicted 2.0 .. 2.4 ms; the predictors overestimate: every measurement is 0.6 × the prediction
+    rows = [{"number": i, "state": "COMPLETE", "val_acc": 0.9 - 0.01 * i, "pred_latency_ms": 2.0 + 0.1 * i,
+             "pred_peak_mem_mb": 1.0, "feasible_b0": False, "arch_id": a.arch_id, "arch_json": a.to_json()}
+            for i, a in enumerate(archs)]
+    trials = pd.DataFrame(rows)
+    pred = {r["arch_id"]: r["pred_latency_ms"] for r in rows} | {smallest_arch.arch_id: 1.9}
+    measured = []
+
+    def measure(arch):
+        measured.append(arch.arch_id)
+        return {"latency_ms": 0.6 * pred[arch.arch_id], "peak_mem_mb": 1.0, "test_acc": 0.5}
+
+    smallest = {"pred_latency_ms": 1.9, "pred_peak_mem_mb": 1.0, "measured_latency_ms": 1.14,
+                "measured_peak_mem_mb": 1.0, "min_arch_id": smallest_arch.arch_id,
+                "min_arch": smallest_arch.to_dict(),
+                "min_arch_predicted": {"val_acc": 0.7, "latency_ms": 1.9, "peak_mem_mb": 1.0}}
+    # 1.3 ms: trials 0 and 1 (1.2, 1.26 ms measured) and the smallest (1.14 ms) meet it; trial 2 (1.32) misses
+    pick = _pick(Budget(latency_ms=1.3), 0, trials, measure, smallest, n_candidates=3)
+    assert measured == [archs[0].arch_id, archs[1].arch_id, archs[2].arch_id, smallest_arch.arch_id]
+    assert pick["status"] == "met" and pick["predicted_to_meet"] is False
+    assert pick["trial_number"] == 0 and pick["arch_id"] == archs[0].arch_id  # the most accurate that meets it
+    assert pick["measured"]["latency_ms"] == pytest.approx(1.2) and pick["candidates_measured"] == 4
+    assert pick["export_dir"] == f"exports/{archs[0].arch_id}" and "overestimate" in pick["message"]
+    # only the smallest architecture meets 1.15 ms: it is the pick, with no trial number
+    pick = _pick(Budget(latency_ms=1.15), 0, trials, measure, smallest, n_candidates=2)
+    assert pick["status"] == "met" and pick["arch_id"] == smallest_arch.arch_id and pick["trial_number"] is None
+    assert pick["predicted"] == smallest["min_arch_predicted"]
+    # nothing meets 1.0 ms when measured: infeasible, naming the smallest achievable cost
+    pick = _pick(Budget(latency_ms=1.0), 0, trials, measure, smallest, n_candidates=3)
+    assert pick["status"] == "infeasible" and pick["arch_id"] is None and pick["export_dir"] is None
+    assert "1.14 ms" in pick["message"] and pick["candidates_measured"] == 4
 
 
 @pytest.mark.parametrize("content, message", [(None, "holds no config.json"), ("{not json", "not valid JSON"),
