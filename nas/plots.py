@@ -1,4 +1,4 @@
-"""Plots drawn from benchmark records (matplotlib, PNG files).
+"""Plots drawn from benchmark records (matplotlib; PNG files unless the path names another format).
 
 Each function takes plain data (lists, dicts from a record) and a path, so the same record can
 be re-plotted without re-measuring.
@@ -28,9 +28,18 @@ def _plt():
 
 
 def _save(plt, fig, path: str | Path) -> Path:
-    """Lay out, write ``fig`` as PNG at ``path`` (parents created) and close it."""
-    fig.tight_layout()
+    """Lay out, write ``fig`` at ``path`` (parents created), close it and return the file written.
+
+    The format follows the suffix (``.png``, ``.svg``, ``.pdf``, …); a path without one gets
+    ``.png``. A directory is refused: name the file.
+    """
     path = Path(path)
+    if path.is_dir():
+        plt.close(fig)
+        raise ValueError(f"{path} is a directory; give the plot's file name, e.g. {path / 'plot.png'}")
+    if not path.suffix:
+        path = path.with_suffix(".png")
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

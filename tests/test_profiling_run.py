@@ -937,6 +937,17 @@ def test_cli_bench_staircase_refuses_a_memory_predictor(fitted, tmp_path, capsys
     assert "predicts memory, not latency" in capsys.readouterr().err
 
 
+def test_cli_bench_staircase_refuses_another_spaces_predictor_before_sweeping(fitted, tmp_path, capsys):
+    _, preds, _ = fitted  # fitted on digits-s
+    out = tmp_path / "st"
+    argv = ["bench", "staircase", "--space", "cifar10-m", "--stage", "0", "--batch-size", "1", "--repeats", "1",
+            "--predictor", str(preds / "latency"), "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "fitted on space 'digits-s', not 'cifar10-m'" in err and "--space digits-s" in err
+    assert not out.exists()
+
+
 def test_cli_bench_staircase_refuses_another_devices_predictor(fitted, tmp_path, capsys):
     _, src, _ = fitted
     preds = tmp_path / "preds"
@@ -1130,3 +1141,18 @@ def test_max_passes_below_passes_is_refused():
         ProfileRunConfig(space=SPACE, n=4, passes=3, max_passes=2)
     with pytest.raises(ValueError, match="max_pass_mad"):
         ProfileRunConfig(space=SPACE, n=4, max_pass_mad=0.0)
+
+
+def test_plots_return_the_file_they_write(tmp_path):
+    from nas.plots import parity_plot, staircase_plot
+
+    panels = [{"title": "t", "unit": "ms", "measured": [1.0, 2.0], "series": {"a": [1.1, 1.9]}}]
+    written = parity_plot(panels, tmp_path / "parity")  # no suffix: PNG
+    assert written == tmp_path / "parity.png" and _is_png(written)
+    assert parity_plot(panels, tmp_path / "p.svg").read_text().lstrip().startswith("<?xml")
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(ValueError, match="adir is a directory; give the plot's file name"):
+        parity_plot(panels, tmp_path / "adir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "p.svg", "parity.png"]  # nothing beside adir
+    written = staircase_plot([8, 16], [1.0, 1.5], [1e6, 2e6], None, tmp_path / "stairs")
+    assert written == tmp_path / "stairs.png" and _is_png(written)

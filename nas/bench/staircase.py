@@ -82,6 +82,9 @@ def run_staircase_bench(config: StaircaseBenchConfig, *, out: str | Path, progre
         predictor = Predictor.load(config.predictor, fingerprint=fp.to_dict(), force=config.force)
         if predictor.target != "latency":
             raise ValueError(f"{config.predictor} predicts {predictor.target}, not latency")
+        if predictor.space != config.space:
+            raise ValueError(f"{config.predictor} was fitted on space {predictor.space!r}, not {config.space!r}; "
+                             f"give --space {predictor.space} or a predictor fitted on {config.space}")
         if config.batch_size not in predictor.batch_sizes:
             raise ValueError(f"{config.predictor} was fitted on batch sizes {predictor.batch_sizes}, not "
                              f"{config.batch_size}")
