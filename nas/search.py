@@ -39,11 +39,12 @@ Phases, each resumable from what the run directory already holds (``--resume``):
 from __future__ import annotations
 
 import json
+import numbers
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import optuna
 import torch
@@ -127,8 +128,19 @@ class SearchConfig:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         object.__setattr__(self, "objectives", parse_objectives(self.objectives))
         object.__setattr__(self, "formats", parse_formats(self.formats))
-        object.__setattr__(self, "latency_budgets_ms", tuple(self.latency_budgets_ms))
-        object.__setattr__(self, "memory_budgets_mb", tuple(self.memory_budgets_mb))
+        for name in ("resume", "join", "quick", "force"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name in ("latency_budgets_ms", "memory_budgets_mb"):
+            value = getattr(self, name)
+            if value is None:
+                value = ()
+            elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+                value = (value,)  # one budget
+            elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise TypeError(f"{name} must be a number or a sequence of numbers (one per budget), "
+                                f"got {value!r}")
+            object.__setattr__(self, name, tuple(value))
         self.budgets()  # validates the limits and their pairing
         if self.storage is not None:
             check_storage_url(self.storage)

@@ -326,9 +326,14 @@ def load_supernet(run_dir: str | Path) -> tuple[QuadraSupernet, dict[str, Any]]:
         raise FileNotFoundError(f"{run_dir} is not a supernet run directory: no config.json")
     try:
         run_config = json.loads(cfg_path.read_text())
-        space = create_space(run_config["space"])
-    except (json.JSONDecodeError, KeyError) as err:
+    except json.JSONDecodeError as err:
         raise ValueError(f"{cfg_path} is not a supernet run config: {err}") from None
+    if isinstance(run_config, dict) and "trials" in run_config and "objectives" in run_config:
+        raise ValueError(f"{run_dir} is a nas-search run directory, not a supernet's; its supernet is in "
+                         f"{run_dir / 'supernet'}")
+    if not isinstance(run_config, dict) or "space" not in run_config:
+        raise ValueError(f"{cfg_path} is not a supernet run config: expected a JSON object with 'space'")
+    space = create_space(run_config["space"])
     supernet = QuadraSupernet(space)
     if (run_dir / WEIGHTS).is_file():
         try:

@@ -6,6 +6,8 @@ tensor); stochastic depth ("drop path") follows Huang et al., 2016, as used by t
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,7 +18,10 @@ __all__ = ["DropPath", "LayerNorm2d", "check_positive_int"]
 def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` if it is a positive int, else raise a ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        hint = ""
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+            hint = f" (a Python int: pass int({value!r}) for a NumPy or pandas integer)"
+        raise ValueError(f"{name} must be a positive integer{hint}, got {value!r}")
     return value
 
 

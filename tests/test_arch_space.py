@@ -632,3 +632,18 @@ def test_create_space_does_not_hide_a_factorys_own_type_error(monkeypatch):
     monkeypatch.setitem(space_mod.SPACES, "broken-space", broken)
     with pytest.raises(TypeError, match="bug inside the factory"):
         create_space("broken-space")
+
+
+def test_numpy_integer_is_refused_with_a_hint_to_convert():
+    import numpy as np
+
+    from search_spaces.layers import check_positive_int
+
+    assert check_positive_int("width", 8) == 8
+    with pytest.raises(ValueError, match=re.escape("width must be a positive integer (a Python int: pass "
+                                                   "int(np.int64(8)) for a NumPy or pandas integer)")):
+        check_positive_int("width", np.int64(8))
+    with pytest.raises(ValueError, match=r"width must be a positive integer, got np.int64\(0\)"):
+        check_positive_int("width", np.int64(0))
+    with pytest.raises(ValueError, match=r"width must be a positive integer, got True"):
+        check_positive_int("width", True)

@@ -518,3 +518,19 @@ def test_report_on_a_bad_run_directory_names_the_file(tmp_path, capsys, content,
     err = capsys.readouterr().err
     assert message in err and str(tmp_path) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if content is None else ["config.json"])
+
+
+def test_search_config_takes_one_budget_as_a_number_and_names_bad_ones():
+    from nas.search import SearchConfig
+
+    config = SearchConfig(latency_budgets_ms=2.0, memory_budgets_mb=None)
+    assert config.latency_budgets_ms == (2.0,) and config.memory_budgets_mb == ()
+    assert [b.latency_ms for b in config.budgets()] == [2.0]
+    assert SearchConfig(latency_budgets_ms=[1, 2], memory_budgets_mb=[3, 4]).latency_budgets_ms == (1, 2)
+    with pytest.raises(TypeError, match="latency_budgets_ms must be a number or a sequence of numbers .* got '25'"):
+        SearchConfig(latency_budgets_ms="25")  # not read character by character
+    with pytest.raises(TypeError, match="memory_budgets_mb must be .* got <object"):
+        SearchConfig(memory_budgets_mb=object())
+    for name in ("quick", "force", "resume", "join"):
+        with pytest.raises(TypeError, match=f"{name} must be True or False, got 'no'"):
+            SearchConfig(**{name: "no"})

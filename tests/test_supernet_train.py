@@ -345,6 +345,18 @@ def test_load_supernet_bad_directories(full_run, tmp_path):
     (bad / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="config.json"):
         load_supernet(bad)
+    for content in ("[1, 2]", '"digits-s"', '{"epochs": 3}'):
+        (bad / "config.json").write_text(content)
+        with pytest.raises(ValueError, match="expected a JSON object with 'space'"):
+            load_supernet(bad)
+    # a nas-search run directory: its supernet is named
+    search_run = tmp_path / "search"
+    search_run.mkdir()
+    (search_run / "config.json").write_text(json.dumps({"space": "digits-s", "trials": 60,
+                                                        "objectives": ["accuracy", "latency"]}))
+    with pytest.raises(ValueError, match=re.escape(f"nas-search run directory, not a supernet's; its supernet is "
+                                                   f"in {search_run / 'supernet'}")):
+        load_supernet(search_run)
 
 
 # ---- resume is exact ------------------------------------------------------------------------------
