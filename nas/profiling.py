@@ -45,7 +45,7 @@ import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ from profilers.profile import LatencySettings, ProfileRecord, profile
 from search_spaces.arch import ArchConfig, BlockArch, StageArch
 from search_spaces.layers import check_positive_int
 from search_spaces.networks import QuadraNet
-from search_spaces.space import SearchSpace, create_space
+from search_spaces.space import SearchSpace, arch_ids, create_space
 
 __all__ = ["ProfileRunConfig", "collect_profiles", "measure_arch", "records_path", "reference_arch"]
 
@@ -208,18 +208,20 @@ def records_path(table: str | Path) -> Path:
     return table.with_name(table.name + ".records.jsonl")
 
 
-def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[str] | frozenset[str] = frozenset(),
+def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: Iterable[str | ArchConfig] = frozenset(),
                      progress: bool = True, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Profile until ``out`` holds ``config.n`` architectures × ``config.passes`` passes of this
     space, device and batch size.
 
     Pass 0 picks and measures the architectures (spread, then adaptive rounds); later passes
     measure the same architectures again, each pass in its own seeded order. ``exclude`` lists
-    arch_ids never to profile (a training set, when building a held-out one). Returns this
+    architectures (arch_ids or ArchConfigs) never to profile (a training set, when building a
+    held-out one). Returns this
     device's rows for the space and batch size, aggregated over passes
     (:func:`predictors.table.aggregate_profiles`); ``attrs["minutes"]`` is this call's time.
     """
     out = Path(out)
+    exclude = arch_ids(exclude)
     space = create_space(config.space)
     fp = device_fingerprint(config.device, threads=config.threads)
     fp_id = fp.fingerprint_id
@@ -272,7 +274,7 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: set[
         # drift of the machine over the run does not line up with architecture size).
         n_spread = config.n - config.n_adaptive
         plan = space.spread(n_spread, key=_macs_key(space, config.batch_size), seed=config.seed,
-                            pool=max(400, 10 * n_spread), exclude=frozenset(exclude))
+                            pool=max(400, 10 * n_spread), exclude=exclude)
         random.Random(config.seed).shuffle(plan)
         for arch in plan:
             if len(chosen) >= config.n:

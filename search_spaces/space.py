@@ -19,14 +19,31 @@ import math
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.networks import BlockConfig, NetConfig, StageConfig
 
-__all__ = ["SPACES", "SearchSpace", "create_space", "load_arch", "parse_arch", "register_space", "space_names"]
+__all__ = [
+    "SPACES", "SearchSpace", "arch_ids", "create_space", "load_arch", "parse_arch", "register_space", "space_names",
+]
 
 ORDER_MIXER = {2: "quadra", 1: "first_order"}
+
+
+def arch_ids(items: Iterable[object], *, name: str = "exclude") -> frozenset[str]:
+    """The ``arch_id``s of ``items``: each an ``arch_id`` string or an :class:`ArchConfig`."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise TypeError(f"{name} must be a collection of arch_id strings or ArchConfigs, got {items!r}")
+    ids = set()
+    for item in items:
+        if isinstance(item, ArchConfig):
+            ids.add(item.arch_id)
+        elif isinstance(item, str):
+            ids.add(item)
+        else:
+            raise TypeError(f"{name} must hold arch_id strings or ArchConfigs, got {type(item).__name__} {item!r}")
+    return frozenset(ids)
 
 
 def _choices(name: str, values: Any) -> tuple[int, ...]:
@@ -122,15 +139,17 @@ class SearchSpace:
         return ArchConfig(space=self.name, stages=tuple(stages))
 
     def spread(self, k: int, *, key: Callable[[ArchConfig], float], seed: int, pool: int = 400,
-               exclude: frozenset[str] | set[str] = frozenset()) -> list[ArchConfig]:
+               exclude: Iterable[str | ArchConfig] = frozenset()) -> list[ArchConfig]:
         """``k`` distinct members spread over the range of ``key`` (a size or cost).
 
         The smallest and largest members come first and last; in between, evenly spaced
         quantiles of ``key`` over ``pool`` random samples (seeded). ``exclude`` lists
-        ``arch_id``s that must not be picked (e.g. a training set, for a held-out one).
+        architectures (``arch_id``s or ``ArchConfig``s) that must not be picked (e.g. a training
+        set, for a held-out one).
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        exclude = arch_ids(exclude)
         rng = random.Random(seed)
         candidates = {a.arch_id: a for a in (self.sample(rng) for _ in range(max(pool, 4 * k)))}
         for extreme in (self.min_arch(), self.max_arch()):

@@ -1156,3 +1156,10 @@ def test_plots_return_the_file_they_write(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "p.svg", "parity.png"]  # nothing beside adir
     written = staircase_plot([8, 16], [1.0, 1.5], [1e6, 2e6], None, tmp_path / "stairs")
     assert written == tmp_path / "stairs.png" and _is_png(written)
+
+
+def test_collect_profiles_names_a_bad_exclude_before_writing(tmp_path):
+    with pytest.raises(TypeError, match="exclude must hold arch_id strings or ArchConfigs, got dict"):
+        collect_profiles(ProfileRunConfig(space=SPACE, n=3), tmp_path / "p.csv", exclude=[{"arch_id": "x"}],
+                         progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -66,6 +66,12 @@ def test_spread_respects_exclude_and_bad_k():
     first = space.spread(5, key=key, seed=1, pool=100)
     again = space.spread(5, key=key, seed=1, pool=100, exclude={a.arch_id for a in first})
     assert not {a.arch_id for a in first} & {a.arch_id for a in again}
+    # ArchConfigs themselves exclude the same architectures (they were silently ignored)
+    assert space.spread(5, key=key, seed=1, pool=100, exclude=set(first)) == again
+    for bad_exclude, match in (("abc", "collection of arch_id strings"), ({1, 2}, "got int 1"),
+                               (5, "collection of arch_id strings")):
+        with pytest.raises(TypeError, match=match):
+            space.spread(5, key=key, seed=1, pool=100, exclude=bad_exclude)
     for bad in (0, -1, True, 2.0):
         with pytest.raises(ValueError, match="k must be"):
             space.spread(bad, key=key, seed=0)
