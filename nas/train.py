@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from nas.augment import AUGMENTATIONS, augment_batch
@@ -96,16 +96,18 @@ class TrainConfig:
             bad("lr", "must be a finite number > 0")
         if not is_finite(self.weight_decay) or not self.weight_decay >= 0:
             bad("weight_decay", "must be a finite number >= 0")
-        if not 0.0 <= self.label_smoothing < 1.0:  # NaN fails chained comparisons
-            bad("label_smoothing", "must be in [0, 1)")
+        if not is_finite(self.label_smoothing) or not 0.0 <= self.label_smoothing < 1.0:
+            bad("label_smoothing", "must be a number in [0, 1)")
         if not is_finite(self.warmup_epochs) or not self.warmup_epochs >= 0:
             bad("warmup_epochs", "must be a finite number >= 0")
+        if self.warmup_epochs > self.epochs:
+            bad("warmup_epochs", f"must not exceed epochs ({self.epochs}): the lr would never reach lr")
         if not is_int(self.seed) or self.seed < 0:
             bad("seed", "must be a non-negative integer")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            bad("min_lr_ratio", "must be in [0, 1]")
-        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
-            bad("grad_clip_norm", "must be > 0 or None")
+        if not is_finite(self.min_lr_ratio) or not 0.0 <= self.min_lr_ratio <= 1.0:
+            bad("min_lr_ratio", "must be a number in [0, 1]")
+        if self.grad_clip_norm is not None and (not is_finite(self.grad_clip_norm) or not self.grad_clip_norm > 0):
+            bad("grad_clip_norm", "must be a finite number > 0 or None")
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             bad("augment", f"must be None or one of {', '.join(AUGMENTATIONS)}")
         check_device(self.device, available=True)  # 'cpu' or 'cuda[:N]', and a CUDA device must exist
@@ -190,9 +192,18 @@ class Trainer:
         self.step_count = int(state["step_count"])
 
 
+def _check_dataset(data: object, name: str) -> None:
+    if isinstance(data, DatasetSplits):
+        raise TypeError(f"{name} must be one split (e.g. splits.val or splits.test), not the whole DatasetSplits")
+    if not isinstance(data, Dataset):
+        raise TypeError(f"{name} must be a torch Dataset of (input, label) pairs, got {type(data).__name__}")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: TensorDataset, *, device: str = "cpu", batch_size: int = 256) -> tuple[float, float]:
     """(mean cross-entropy loss, accuracy in [0, 1]) of ``model`` on ``data``."""
+    check_device(device, available=True)
+    _check_dataset(data, "data")
     model.eval()
     total_loss, correct, n = 0.0, 0, 0
     for x, y in DataLoader(data, batch_size=batch_size):
@@ -237,10 +248,32 @@ class TrainResult:
         }
 
 
+@torch.no_grad()
+def _check_outputs(model: nn.Module, splits: DatasetSplits, device: torch.device) -> None:
+    """One eval-mode forward of one training sample: the model must give a logit per class."""
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(splits.train[:1][0].to(device))
+    finally:
+        model.train(was_training)
+    if logits.ndim != 2 or logits.shape[-1] != splits.num_classes:
+        raise ValueError(f"the model gives outputs of shape {tuple(logits.shape)} for one input, but dataset "
+                         f"{splits.name!r} has {splits.num_classes} classes: build it with "
+                         f"num_classes={splits.num_classes}")
+
+
 def train_model(model: nn.Module, splits: DatasetSplits, config: TrainConfig, *, progress: bool = True) -> TrainResult:
     """Train ``model`` on ``splits.train``, track ``splits.val`` per epoch, report ``splits.test``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    if not isinstance(splits, DatasetSplits):
+        raise TypeError(f"splits must be a DatasetSplits (from nas.data.load_dataset), got {type(splits).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     device = torch.device(config.device)
     model.to(device)
+    _check_outputs(model, splits, device)
     augment = splits.augment if config.augment is None else config.augment
     gen = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, generator=gen, drop_last=False)

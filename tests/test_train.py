@@ -316,6 +316,10 @@ def test_set_seed_seeds_python_and_torch():
     ("warmup_epochs", float("inf")),
     ("grad_clip_norm", 0.0),
     ("grad_clip_norm", -1.0),
+    ("grad_clip_norm", float("inf")),
+    ("label_smoothing", "0.1"),  # a string: named, not a bare TypeError from the comparison
+    ("min_lr_ratio", "0.1"),
+    ("grad_clip_norm", "1"),
 ])
 def test_train_config_rejects_bad_field(field, value):
     with pytest.raises(ValueError, match=rf"^{field} ") as info:
@@ -461,3 +465,40 @@ def test_augment_unknown_kind_lists_valid():
         augment_batch(_images(), "mixup")
     for kind in AUGMENTATIONS:
         assert kind in str(info.value)
+
+
+def test_train_config_refuses_a_warmup_longer_than_training():
+    assert TrainConfig(epochs=2, warmup_epochs=2.0).warmup_epochs == 2.0
+    with pytest.raises(ValueError, match=r"^warmup_epochs must not exceed epochs \(2\): the lr would never reach lr, "
+                                         r"got 50$"):
+        TrainConfig(epochs=2, warmup_epochs=50)
+
+
+def test_train_model_names_wrong_arguments_before_training():
+    splits = load_dataset("digits", seed=0)
+    model = create_model("quadranet_digits", num_classes=10)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"outputs of shape \(1, 5\) for one input, but dataset 'digits' has 10 "
+                                         r"classes: build it with num_classes=10"):
+        train_model(create_model("quadranet_digits", num_classes=5), splits, TrainConfig(epochs=1), progress=False)
+    with pytest.raises(TypeError, match="splits must be a DatasetSplits"):
+        train_model(model, (splits.train, splits.val, splits.test), TrainConfig(epochs=1), progress=False)
+    with pytest.raises(TypeError, match="config must be a TrainConfig, got dict"):
+        train_model(model, splits, {"epochs": 1}, progress=False)
+    with pytest.raises(TypeError, match="model must be a torch nn.Module, got NoneType"):
+        train_model(None, splits, TrainConfig(epochs=1), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing trained
+
+
+def test_evaluate_names_a_bad_device_or_data():
+    splits = load_dataset("digits", seed=0)
+    model = create_model("quadranet_digits", num_classes=10)
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda\\[:N\\]', got 'gpu'"):
+        evaluate(model, splits.val, device="gpu")
+    with pytest.raises(TypeError, match="one split \\(e.g. splits.val or splits.test\\), not the whole DatasetSplits"):
+        evaluate(model, splits)
+    with pytest.raises(TypeError, match="data must be a torch Dataset of \\(input, label\\) pairs, got list"):
+        evaluate(model, [1, 2])
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available here"):
+            evaluate(model, splits.val, device="cuda")
