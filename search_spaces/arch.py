@@ -80,6 +80,10 @@ class StageArch:
         object.__setattr__(self, "blocks", tuple(self.blocks))
         if not self.blocks:
             raise ArchError("blocks", "a stage needs at least one block")
+        for i, block in enumerate(self.blocks):
+            if not isinstance(block, BlockArch):
+                raise ArchError(f"blocks[{i}]", f"must be a BlockArch (ArchConfig.from_dict reads plain dicts), "
+                                                f"got {type(block).__name__}")
 
     @property
     def depth(self) -> int:
@@ -99,6 +103,10 @@ class ArchConfig:
             raise ArchError("space", f"must be a non-empty space name, got {self.space!r}")
         if not self.stages:
             raise ArchError("stages", "an architecture needs at least one stage")
+        for i, stage in enumerate(self.stages):
+            if not isinstance(stage, StageArch):
+                raise ArchError(f"stages[{i}]", f"must be a StageArch (ArchConfig.from_dict reads plain dicts), "
+                                                f"got {type(stage).__name__}")
 
     @property
     def depths(self) -> tuple[int, ...]:
@@ -168,6 +176,8 @@ class ArchConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "ArchConfig":
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise ArchError("arch", f"must be JSON text, got {type(text).__name__}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:

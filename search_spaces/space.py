@@ -223,7 +223,15 @@ class SearchSpace:
         return arch
 
     def to_net_config(self, arch: ArchConfig) -> NetConfig:
-        """The stand-alone network of ``arch`` (order 2 → quadra mixer, order 1 → first-order)."""
+        """The stand-alone network of ``arch`` (order 2 → quadra mixer, order 1 → first-order).
+
+        ``arch`` must be of this space; its choices are not checked against the space's (the
+        supernet builds its all-quadratic layout, the staircase bench wider stages, through it).
+        """
+        if not isinstance(arch, ArchConfig):
+            raise ArchError("arch", f"expected an ArchConfig, got {type(arch).__name__}")
+        if arch.space != self.name:
+            raise ArchError("space", f"architecture is for space {arch.space!r}, not {self.name!r}")
         stages = tuple(
             StageConfig(width=s.width, blocks=tuple(
                 BlockConfig(mixer=ORDER_MIXER[b.order], kernel_size=b.kernel_size, mlp_ratio=b.mlp_ratio)

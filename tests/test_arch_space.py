@@ -647,3 +647,21 @@ def test_numpy_integer_is_refused_with_a_hint_to_convert():
         check_positive_int("width", np.int64(0))
     with pytest.raises(ValueError, match=r"width must be a positive integer, got True"):
         check_positive_int("width", True)
+
+
+def test_arch_objects_refuse_plain_dicts_and_other_spaces():
+    from search_spaces.arch import BlockArch, StageArch
+
+    block = {"kernel_size": 3, "mlp_ratio": 2, "order": 1}
+    with pytest.raises(ArchError, match=r"^blocks\[0\]: must be a BlockArch \(ArchConfig.from_dict reads plain "
+                                        r"dicts\), got dict$"):
+        StageArch(width=8, blocks=(block,))
+    with pytest.raises(ArchError, match=r"^stages\[0\]: must be a StageArch .* got dict$"):
+        ArchConfig(space="digits-s", stages=[{"width": 8, "blocks": [block]}])
+    assert StageArch(width=8, blocks=[BlockArch(kernel_size=3, mlp_ratio=2, order=1)]).depth == 1
+    with pytest.raises(ArchError, match="^arch: must be JSON text, got NoneType$"):
+        ArchConfig.from_json(None)
+    digits, cifar = create_space("digits-s"), create_space("cifar10-m")
+    with pytest.raises(ArchError, match="architecture is for space 'cifar10-m', not 'digits-s'"):
+        digits.to_net_config(cifar.max_arch())
+    assert digits.to_net_config(digits.min_arch()).name == f"digits-s/{digits.min_arch().arch_id}"
