@@ -295,7 +295,7 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | Path | None = None
     ``data_dir`` goes to sources that read files (cifar10); digits and synthetic are
     in-memory and ignore it, so one CLI flag works for every dataset.
     """
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names())}")
     cls = DATASETS[name]
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "data_dir")]

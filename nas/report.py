@@ -155,6 +155,8 @@ def read_run(run_dir: str | Path) -> RunRecord:
     config = _read_json(config_path)
     if not isinstance(config, dict):
         raise _corrupt(config_path, f"expected a JSON object, got {type(config).__name__}")
+    if "objectives" not in config and any((run_dir / f).exists() for f in ("supernet.safetensors", "checkpoint.pt")):
+        raise ValueError(f"{run_dir} is a supernet run directory (`nas train-supernet`), not a `{WRITER}` run")
     objectives = config.get("objectives")
     if not isinstance(objectives, list) or not objectives:
         raise _corrupt(config_path, f"'objectives' must be a non-empty list drawn from {', '.join(OBJECTIVE_COLUMNS)}")

@@ -286,3 +286,8 @@ def test_bad_seed(seed) -> None:
 def test_unknown_dataset_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="'mnist'.*valid names: cifar10, digits, synthetic"):
         load_dataset("mnist")
+
+
+def test_load_dataset_names_a_name_that_is_not_a_string():
+    with pytest.raises(ValueError, match=r"unknown dataset \['digits'\]; valid names: .*digits"):
+        load_dataset(["digits"])

@@ -383,3 +383,13 @@ def test_read_run_corrupt_file(tmp_path, name, content, match):
         read_run(run)
     with pytest.raises(ValueError, match=re.escape(name)):
         write_report(run)
+
+
+def test_read_run_names_a_supernet_directory(tmp_path):
+    supernet = tmp_path / "supernet"
+    supernet.mkdir()
+    (supernet / "config.json").write_text(json.dumps({"space": "digits-s", "epochs": 3}))
+    (supernet / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=re.escape(f"{supernet} is a supernet run directory (`nas train-supernet`), "
+                                                   f"not a `nas-search` run")):
+        read_run(supernet)
