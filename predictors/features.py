@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from search_spaces.arch import ArchConfig
 from search_spaces.blocks import mlp_hidden
-from search_spaces.layers import check_positive_int
+from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.networks import NetConfig
 from search_spaces.space import SearchSpace, create_space
 from search_spaces.triton_quadratic import launch_shape
@@ -154,7 +154,7 @@ def feature_names(space: SearchSpace, *, cuda: bool = False) -> list[str]:
 def arch_features(arch: ArchConfig, batch_size: int, *, space: SearchSpace | None = None,
                   sm_count: int | None = None) -> dict[str, float]:
     """The features of ``arch`` at ``batch_size`` (launch-shape ones when ``sm_count`` is given)."""
-    check_positive_int("batch_size", batch_size)
+    batch_size = check_positive_int("batch_size", plain_int(batch_size))
     space = space or create_space(arch.space)
     net = space.to_net_config(space.validate(arch))
     layers = layer_costs(net, batch_size)

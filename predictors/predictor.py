@@ -17,7 +17,9 @@ that same speed (raw figures are reported beside, as ``*_raw``).
 RMSPE on the table and keeps the best as the default (the scores are kept in
 ``cv_scores``). A predictor belongs to the device its table was measured on: the table must hold
 one device fingerprint, which the predictor keeps; :meth:`check_device` (and ``load`` given the
-current fingerprint) refuses another device unless forced.
+current fingerprint) refuses another device unless forced, and :meth:`evaluate`,
+:meth:`predict_table` and :meth:`measured` refuse a table measured on another device (unless
+forced) or at batch sizes the predictor was not fitted on.
 
 An artifact directory holds ``predictor.json`` (target, model, feature schema, fingerprint,
 batch sizes, CV scores, library versions), ``model.pkl`` (the fitted model, pickled) and
@@ -29,6 +31,7 @@ Only load artifacts you trust: unpickling runs code.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import pickle
 import platform
@@ -46,13 +49,15 @@ from predictors.metrics import prediction_metrics, rmspe
 from predictors.models import MODELS, Samples, create_model
 from predictors.table import PROFILE_COLUMNS, TARGETS, aggregate_profiles
 from search_spaces.arch import ArchConfig
-from search_spaces.layers import check_positive_int
+from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = ["DeviceMismatch", "Predictor", "library_versions"]
 
 ARTIFACT_VERSION = 1
 NORMALIZE = ("auto", "reference", "none")
+MAX_SEED = 2**32 - 1  # scikit-learn's random_state takes [0, 2**32 - 1]
+ARTIFACT_FILES = ("predictor.json", "model.pkl", "train.csv")
 
 
 class DeviceMismatch(ValueError):
@@ -74,6 +79,15 @@ def _describe_fp(fp: dict[str, Any]) -> str:
     return f"{fp.get('kind', '?')} {fp.get('name', '?')}"
 
 
+def _check_fingerprint_arg(fingerprint: object) -> dict[str, Any]:
+    """``fingerprint`` as given to :meth:`Predictor.check_device` / ``load``: a dict of identity fields."""
+    if not isinstance(fingerprint, dict):
+        hint = " (pass fingerprint.to_dict())" if callable(getattr(fingerprint, "to_dict", None)) else ""
+        raise TypeError(f"fingerprint must be a dict of the device's identity fields, as DeviceFingerprint.to_dict() "
+                        f"gives, got {type(fingerprint).__name__} {fingerprint!r}{hint}")
+    return fingerprint
+
+
 class Predictor:
     """Predicts one cost of architectures on one profiled device."""
 
@@ -85,13 +99,16 @@ class Predictor:
             raise ValueError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
         if model != "auto" and model not in MODELS:
             raise ValueError(f"unknown model {model!r}; valid: auto, {', '.join(MODELS)}")
-        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
             raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be a non-negative integer (at most 2**32 - 1, the range scikit-learn's "
+                             f"random_state takes), got {seed!r}")
         self.target = target
         self.column = TARGETS[target]
         self.model_choice = model
-        self.folds = folds
-        self.seed = seed
+        self.folds = int(folds)
+        self.seed = int(seed)
         self.model = None
         self.model_name: str | None = None
         self.cv_scores: dict[str, float] = {}
@@ -222,10 +239,8 @@ class Predictor:
             raise ValueError(f"space {space.name!r} does not share this predictor's space {self.space!r} and features")
         if isinstance(archs, ArchConfig):
             archs = [archs]
-        check_positive_int("batch_size", batch_size)
-        if batch_size not in self.batch_sizes:
-            raise ValueError(f"this {self.target} predictor was fitted on batch sizes {self.batch_sizes}, "
-                             f"not {batch_size}; profile batch size {batch_size} and refit")
+        batch_size = check_positive_int("batch_size", plain_int(batch_size))
+        self._check_batch_sizes([batch_size])
         for a in archs:
             if a.space != self.space:
                 raise ValueError(f"architecture {a.arch_id} is from space {a.space!r}; this predictor is for "
@@ -234,25 +249,100 @@ class Predictor:
             return np.zeros(0)
         return self.model.predict(self._samples(list(archs), [batch_size] * len(archs), space))
 
-    def predict_table(self, table: pd.DataFrame) -> np.ndarray:
-        """Predictions for every row of a profile table (its archs at its batch sizes)."""
-        self._require_fitted()
-        return self.model.predict(self._table_samples(aggregate_profiles(table).reset_index(drop=True)))
+    def _check_batch_sizes(self, batch_sizes: Sequence[int], *, what: str | None = None) -> None:
+        """Refuse batch sizes this predictor was not fitted on (every model: the learned ones would
+        extrapolate silently where the per-batch ones refuse). ``what`` names a table's use."""
+        unknown = sorted({int(b) for b in batch_sizes} - set(self.batch_sizes))
+        if not unknown:
+            return
+        values = ", ".join(map(str, unknown))
+        shown = f"batch size{'s' if len(unknown) > 1 else ''} {values}"
+        fitted = f"this {self.target} predictor was fitted on batch sizes {self.batch_sizes}"
+        if what is None:
+            raise ValueError(f"{fitted}, not {values}; profile {shown} and refit")
+        raise ValueError(f"{what}: {fitted}, but the table has rows at {shown}; profile {shown} and refit, or "
+                         f"select the table's rows at batch sizes {self.batch_sizes}")
 
-    def measured(self, table: pd.DataFrame) -> np.ndarray:
+    def _check_table(self, table: object, *, what: str, force: bool, need_target: bool = False) -> pd.DataFrame:
+        """A profile table this predictor can speak for, aggregated over passes (one row per arch).
+
+        Refused: not a DataFrame, missing columns, rows of another space, batch sizes it was not
+        fitted on, and rows of another device (unless ``force``) — compared as :meth:`check_device`
+        compares, field by field over the fingerprint's identity fields.
+        """
+        self._require_fitted()
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(f"{what} needs a profile table (a pandas DataFrame), got {type(table).__name__}")
+        need = ["arch_id", "arch_json", "batch_size", "space", "fingerprint_id", "fingerprint"]
+        missing = [c for c in need + ([self.column] if need_target else []) if c not in table]
+        if missing:
+            raise ValueError(f"{what}: the profile table lacks columns {missing}")
+        if len(table) == 0:
+            return aggregate_profiles(table).reset_index(drop=True)
+        spaces = sorted(str(v) for v in table["space"].unique())
+        if spaces != [self.space]:
+            raise ValueError(f"{what}: the table's rows are from space(s) {spaces}; this {self.target} predictor is "
+                             f"for space {self.space!r}: select its rows first")
+        if not force:
+            self._check_table_device(table, what=what)
+        self._check_batch_sizes(table["batch_size"].to_numpy(), what=what)
+        return aggregate_profiles(table).reset_index(drop=True)
+
+    def _check_table_device(self, table: pd.DataFrame, *, what: str) -> None:
+        ids = sorted(table["fingerprint_id"].astype(str).unique())
+        texts = table["fingerprint"].astype(str).unique()
+        fps = []
+        for text in texts:
+            try:
+                fp = json.loads(text)
+            except ValueError:
+                fp = None
+            if not isinstance(fp, dict):
+                raise ValueError(f"{what}: column fingerprint must hold the device's fingerprint as a JSON object "
+                                 f"(as `nas profile` writes it), got {text[:60]!r}")
+            if fp not in fps:
+                fps.append(fp)
+        if len(fps) > 1:
+            raise DeviceMismatch(f"{what}: the table holds rows of {len(fps)} devices (fingerprint_id {ids}); this "
+                                 f"{self.target} predictor is for {_describe_fp(self.fingerprint)}: select that "
+                                 f"device's rows first")
+        diffs = _fingerprint_diffs(self.fingerprint, fps[0])
+        if diffs:
+            raise DeviceMismatch(
+                f"{what}: this {self.target} predictor was fitted on {_describe_fp(self.fingerprint)}, but the "
+                f"table was measured on {_describe_fp(fps[0])} (fingerprint_id {', '.join(ids)}); differing: "
+                f"{'; '.join(diffs)}. Use a table measured on the predictor's device, or pass force=True to use "
+                f"this one anyway")
+
+    def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros(0)
+        return self.model.predict(self._table_samples(rows))
+
+    def predict_table(self, table: pd.DataFrame, *, force: bool = False) -> np.ndarray:
+        """Predictions for every row of a profile table (its archs at its batch sizes), one per
+        aggregated row. The table must be of this predictor's space, batch sizes and device
+        (``force`` lets another device's rows through)."""
+        return self._predict_rows(self._check_table(table, what="predict_table", force=force))
+
+    def measured(self, table: pd.DataFrame, *, force: bool = False) -> np.ndarray:
         """A profile table's measured targets as this predictor sees them (per aggregated row)."""
-        self._require_fitted()
-        return self._target_values(aggregate_profiles(table).reset_index(drop=True))
+        rows = self._check_table(table, what="measured", force=force, need_target=True)
+        return self._target_values(rows) if len(rows) else np.zeros(0)
 
-    def evaluate(self, table: pd.DataFrame) -> dict[str, float]:
-        """Error measures on a (held-out) profile table of the same device.
+    def evaluate(self, table: pd.DataFrame, *, force: bool = False) -> dict[str, float]:
+        """Error measures on a (held-out) profile table of the same device, space and batch sizes.
 
-        A reference-normalised predictor is scored against the held-out latencies brought to
+        A table from another device is refused (:class:`DeviceMismatch`) unless ``force``; batch
+        sizes the predictor was not fitted on are refused whatever the model. A
+        reference-normalised predictor is scored against the held-out latencies brought to
         the same reference speed; ``*_raw`` measures compare with the raw medians as measured.
         """
         self._require_fitted()
-        table = aggregate_profiles(table).reset_index(drop=True)
-        predicted = self.predict_table(table)
+        if isinstance(table, pd.DataFrame) and len(table) == 0:
+            raise ValueError("evaluate needs a non-empty held-out profile table; the table given has no rows")
+        table = self._check_table(table, what="evaluate", force=force, need_target=True)
+        predicted = self._predict_rows(table)
         out = prediction_metrics(predicted, self._target_values(table))
         if self.normalization == "reference":
             raw = prediction_metrics(predicted, table[self.column].to_numpy(dtype=float))
@@ -263,7 +353,7 @@ class Predictor:
     def check_device(self, fingerprint: dict[str, Any], *, force: bool = False) -> None:
         """Refuse (raise :class:`DeviceMismatch`) if ``fingerprint`` is not this predictor's device."""
         self._require_fitted()
-        diffs = _fingerprint_diffs(self.fingerprint, fingerprint)
+        diffs = _fingerprint_diffs(self.fingerprint, _check_fingerprint_arg(fingerprint))
         if diffs and not force:
             raise DeviceMismatch(
                 f"this {self.target} predictor was fitted on {_describe_fp(self.fingerprint)}, but the device is "
@@ -288,6 +378,15 @@ class Predictor:
         """Write the artifact (``predictor.json``, ``model.pkl``, ``train.csv``) atomically per file."""
         self._require_fitted()
         directory = Path(directory)
+        for path in (directory, *directory.parents):
+            if path.exists() or path.is_symlink():  # a dangling link blocks as a file would
+                if path.is_dir():
+                    break
+                if path == directory:
+                    raise FileExistsError(f"predictor artifact directory {directory} exists and is not a directory; "
+                                          f"give a directory to write {', '.join(ARTIFACT_FILES)} into")
+                raise FileExistsError(f"predictor artifact directory {directory} cannot be created: {path} is a "
+                                      f"file, not a directory")
         directory.mkdir(parents=True, exist_ok=True)
         columns = [c for c in PROFILE_COLUMNS if c in self.table.columns] + [
             c for c in ("passes", "latency_pass_spread", "latency_pass_mad", "ref_ratio", "ref_ratio_pass_mad")
@@ -299,6 +398,11 @@ class Predictor:
 
     @staticmethod
     def _read_meta(directory: Path) -> dict[str, Any]:
+        if directory.is_file():
+            hint = (f"; the artifact directory holding it is {directory.parent}" if directory.name in ARTIFACT_FILES
+                    else "")
+            raise ValueError(f"{directory} is a file; a predictor artifact is a directory (holding "
+                             f"{', '.join(ARTIFACT_FILES)}){hint}")
         path = directory / "predictor.json"
         try:
             meta = json.loads(path.read_text())
@@ -335,7 +439,10 @@ class Predictor:
     @classmethod
     def load(cls, directory: str | Path, *, fingerprint: dict[str, Any] | None = None,
              force: bool = False) -> "Predictor":
-        """Load an artifact; with ``fingerprint``, refuse another device unless ``force``."""
+        """Load an artifact; with ``fingerprint`` (a dict, as ``DeviceFingerprint.to_dict()`` gives),
+        refuse another device unless ``force``."""
+        if fingerprint is not None:
+            _check_fingerprint_arg(fingerprint)
         directory = Path(directory)
         meta = cls._read_meta(directory)
         installed = sklearn.__version__

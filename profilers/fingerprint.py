@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -161,8 +162,9 @@ def _as_device(device: torch.device | str) -> torch.device:
 def device_fingerprint(device: torch.device | str = "cpu", *, threads: int | None = None) -> DeviceFingerprint:
     """The fingerprint of ``device``; on CPU ``threads`` is the thread count used (default torch's)."""
     device = _as_device(device)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None (torch's setting), got {threads!r}")
+    threads = int(threads) if threads is not None else None
     if device.type == "cpu":
         return DeviceFingerprint(kind="cpu", name=cpu_model_name(), torch_version=torch.__version__,
                                  cpu_cores=os.cpu_count(), threads=threads or torch.get_num_threads())

@@ -27,6 +27,7 @@ One call produces a :class:`ProfileRecord`:
 from __future__ import annotations
 
 import json
+import numbers
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,9 +42,10 @@ from profilers.fingerprint import ClockReading, DeviceFingerprint, clock_change,
 from profilers.kernels import KernelRecord, kernel_records_from_trace
 from profilers.memory import cpu_memory_events, peak_cuda_memory_bytes, peak_from_memory_events
 from profilers.quiet import filtered_native_stderr
-from profilers.timing import TimingStats, measure_latency, measure_latency_paired, synchronize
+from profilers.timing import (TimingStats, check_timing_settings, measure_latency, measure_latency_paired,
+                              synchronize)
 from search_spaces.arch import ArchConfig
-from search_spaces.layers import check_positive_int
+from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.networks import QuadraNet
 from search_spaces.space import SearchSpace, create_space
 
@@ -62,6 +64,12 @@ class LatencySettings:
     max_repeats: int = 200
     rel_tol: float = 0.01
     max_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        # Validated when built (not first inside a measurement), by the timing functions' own
+        # rules; NumPy numbers are stored as plain int / float.
+        for name, value in check_timing_settings(**asdict(self)).items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
@@ -160,8 +168,9 @@ def _resolve(target: nn.Module | ArchConfig, input_shape, space: SearchSpace | N
         if input_shape is None:
             raise ValueError("profiling a plain nn.Module needs input_shape=(C, H, W)")
         shape = tuple(input_shape)
-        if len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape):
+        if len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in shape):
             raise ValueError(f"input_shape must be three positive ints (C, H, W), got {input_shape!r}")
+        shape = tuple(int(v) for v in shape)
         return target, shape, None, getattr(getattr(target, "config", None), "name", type(target).__name__)
     raise TypeError(f"profile() takes an nn.Module or an ArchConfig, got {type(target).__name__}")
 
@@ -208,9 +217,12 @@ def profile(
     flag and gradients are left as they were. ``reference`` (a model or an architecture taking
     the same input) is timed interleaved with ``target``; the record's ``ref_latency`` holds its
     latency."""
-    check_positive_int("batch_size", batch_size)
+    batch_size = check_positive_int("batch_size", plain_int(batch_size))
     if threads is not None:
-        check_positive_int("threads", threads)
+        threads = check_positive_int("threads", plain_int(threads))
+    if not isinstance(latency, LatencySettings):
+        raise TypeError(f"latency must be a LatencySettings, got {type(latency).__name__}"
+                        + (f"; build one from it: LatencySettings(**{latency!r})" if isinstance(latency, dict) else ""))
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):

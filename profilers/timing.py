@@ -6,6 +6,8 @@ Summaries use the median and the 10th/90th percentiles because shared machines a
 
 from __future__ import annotations
 
+import math
+import numbers
 import statistics
 import time
 from dataclasses import dataclass
@@ -13,7 +15,8 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["TimingStats", "measure_latency", "measure_latency_paired", "summarize", "synchronize", "time_once_ms"]
+__all__ = ["TimingStats", "check_timing_settings", "measure_latency", "measure_latency_paired", "summarize",
+           "synchronize", "time_once_ms"]
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -71,16 +74,32 @@ def summarize(samples_ms: Sequence[float]) -> TimingStats:
     )
 
 
-def _check_settings(warmup: int, min_repeats: int, max_repeats: int, rel_tol: float, max_seconds: float,
-                    warmup_seconds: float) -> None:
+def check_timing_settings(*, warmup: int, warmup_seconds: float, min_repeats: int, max_repeats: int,
+                          rel_tol: float, max_seconds: float) -> dict[str, int | float]:
+    """Validate the latency-sampling settings; return them as plain ``int`` / ``float``.
+
+    The one place their rules are written (:func:`measure_latency`, :func:`measure_latency_paired`
+    and :class:`profilers.profile.LatencySettings` all call it). Counts are integers (NumPy
+    integers too, not bools); every seconds setting and ``rel_tol`` must be a finite number —
+    an infinite ``warmup_seconds`` would warm up for ever. Errors are ``ValueError`` naming the
+    setting, what it was and what is valid.
+    """
+    counts = {}
     for name, value in (("warmup", warmup), ("min_repeats", min_repeats), ("max_repeats", max_repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    if min_repeats < 1 or max_repeats < min_repeats:
-        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats} and {max_repeats}")
-    if not rel_tol > 0 or not max_seconds > 0 or not warmup_seconds >= 0:
-        raise ValueError(f"rel_tol and max_seconds must be positive and warmup_seconds >= 0, got {rel_tol!r}, "
-                         f"{max_seconds!r} and {warmup_seconds!r}")
+        counts[name] = int(value)
+    if counts["min_repeats"] < 1 or counts["max_repeats"] < counts["min_repeats"]:
+        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats!r} and {max_repeats!r}")
+    reals = {}
+    for name, value, positive, unit in (("warmup_seconds", warmup_seconds, False, " of seconds"),
+                                        ("max_seconds", max_seconds, True, " of seconds"),
+                                        ("rel_tol", rel_tol, True, "")):
+        finite = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+        if not finite or value < 0 or (positive and value == 0):
+            raise ValueError(f"{name} must be a finite number{unit} {'> 0' if positive else '>= 0'}, got {value!r}")
+        reals[name] = float(value)
+    return {**counts, **reals}
 
 
 def _sample_until_stable(fns: Sequence[Callable[[], object]], device: torch.device | str,
@@ -92,7 +111,11 @@ def _sample_until_stable(fns: Sequence[Callable[[], object]], device: torch.devi
     Each step times the callables back to back, in alternating order (so neither always runs
     after the other), giving one sample each. Returns the summaries, one per callable.
     """
-    _check_settings(warmup, min_repeats, max_repeats, rel_tol, max_seconds, warmup_seconds)
+    settings = check_timing_settings(warmup=warmup, warmup_seconds=warmup_seconds, min_repeats=min_repeats,
+                                     max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
+    warmup, warmup_seconds = settings["warmup"], settings["warmup_seconds"]
+    min_repeats, max_repeats = settings["min_repeats"], settings["max_repeats"]
+    rel_tol, max_seconds = settings["rel_tol"], settings["max_seconds"]
     t_warm = time.perf_counter()
     done = 0
     while done < warmup or time.perf_counter() - t_warm < warmup_seconds:

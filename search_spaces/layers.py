@@ -12,7 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DropPath", "LayerNorm2d", "check_positive_int"]
+__all__ = ["DropPath", "LayerNorm2d", "check_positive_int", "plain_int"]
+
+
+def plain_int(value: object) -> object:
+    """``value`` as a Python int if it is any integer type (NumPy, pandas), else unchanged: for
+    function arguments, which are used and not stored. Config fields stay strict (records must
+    serialise as JSON)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    return value
 
 
 def check_positive_int(name: str, value: object) -> int:

@@ -1093,6 +1093,154 @@ def test_reference_baseline_is_kept_per_batch_size(train_archs):
     np.testing.assert_allclose(pred.predict(train_archs[:5], 1), truth, rtol=1e-6)
 
 
+# ---- held-out tables: batch sizes, device, space; arguments; artifact paths -------------------
+
+
+
+@pytest.fixture(scope="module")
+def b1_predictors(train_archs):
+    """One predictor per learned model, fitted at batch size 1 only (the per-batch models
+    flops/lookup refused other batch sizes already; these extrapolated silently)."""
+    table = _table(train_archs[:20], batch_sizes=(1,))
+    return {name: Predictor(model=name).fit(table) for name in ("linear", "gbt", "forest", "flops")}
+
+
+@pytest.mark.parametrize("name", ["linear", "gbt", "forest", "flops"])
+def test_held_out_tables_at_other_batch_sizes_are_refused(b1_predictors, held_archs, name):
+    pred = b1_predictors[name]
+    for batches, shown in (((4,), "batch size 4"), ((1, 4, 16), "batch sizes 4, 16")):
+        held = _table(held_archs[:4], batch_sizes=batches)
+        for what, call in (("evaluate", pred.evaluate), ("predict_table", pred.predict_table),
+                           ("measured", pred.measured)):
+            with pytest.raises(ValueError, match=re.escape(
+                    f"{what}: this latency predictor was fitted on batch sizes [1], but the table has rows at {shown}; "
+                    f"profile {shown} and refit, or select the table's rows at batch sizes [1]")):
+                call(held)
+    with pytest.raises(ValueError, match=re.escape("fitted on batch sizes [1], not 4; profile batch size 4 and refit")):
+        pred.predict(held_archs[:4], 4)  # predict's own wording is unchanged
+    # The rows at its batch size are accepted and scored.
+    out = pred.evaluate(_table(held_archs[:4], batch_sizes=(1,)))
+    assert out["n_test"] == 4 and np.isfinite(out["rmspe"])
+
+
+def test_held_out_tables_of_another_device_are_refused(fitted, held_archs):
+    held = _table(held_archs[:6], noise=0.01, seed=2)
+    other = _table(held_archs[:6], noise=0.01, seed=2, fp=OTHER_FP)
+    for what, call in (("evaluate", fitted.evaluate), ("predict_table", fitted.predict_table),
+                       ("measured", fitted.measured)):
+        start = (f"{what}: this latency predictor was fitted on cpu Test CPU, but the table was measured on "
+                 f"cpu Other CPU")
+        with pytest.raises(DeviceMismatch, match=re.escape(start)) as err:
+            call(other)
+        assert isinstance(err.value, ValueError)
+        assert OTHER_FP.fingerprint_id in str(err.value) and "name: 'Test CPU' != 'Other CPU'" in str(err.value)
+        assert "force=True" in str(err.value)
+    # A field that is not the name (the thread count) is another device too.
+    with pytest.raises(DeviceMismatch, match=r"threads: 2 != 8"):
+        fitted.evaluate(_table(held_archs[:6], fp=replace(FP, threads=8)))
+    # Rows of two devices: select one first.
+    both = pd.concat([held, other], ignore_index=True)
+    with pytest.raises(DeviceMismatch, match=r"evaluate: the table holds rows of 2 devices") as err:
+        fitted.evaluate(both)
+    assert FP.fingerprint_id in str(err.value) and OTHER_FP.fingerprint_id in str(err.value)
+    # force: scored anyway, as the same measurements on its own device would be.
+    assert fitted.evaluate(other, force=True) == fitted.evaluate(held)
+    np.testing.assert_array_equal(fitted.predict_table(other, force=True), fitted.predict_table(held))
+    np.testing.assert_array_equal(fitted.measured(other, force=True), fitted.measured(held))
+
+
+def test_held_out_tables_that_are_not_usable_are_refused(fitted, held_archs):
+    held = _table(held_archs[:4])
+    with pytest.raises(ValueError, match="^evaluate needs a non-empty held-out profile table; the table given has no "
+                                         "rows$"):
+        fitted.evaluate(held.iloc[:0])
+    with pytest.raises(ValueError, match="evaluate needs a non-empty"):
+        fitted.evaluate(pd.DataFrame())
+    assert fitted.predict_table(held.iloc[:0]).shape == (0,)  # as predict([]) gives
+    assert fitted.measured(held.iloc[:0]).shape == (0,)
+    for what, call in (("evaluate", fitted.evaluate), ("predict_table", fitted.predict_table)):
+        with pytest.raises(TypeError, match=f"{what} needs a profile table \\(a pandas DataFrame\\), got list"):
+            call(held.to_dict("records"))
+        with pytest.raises(ValueError, match=re.escape(f"{what}: the profile table lacks columns ['fingerprint']")):
+            call(held.drop(columns=["fingerprint"]))
+        cifar = _table(_archs("cifar10-m", 2, seed=5000), batch_sizes=(1,))
+        with pytest.raises(ValueError, match=re.escape(f"{what}: the table's rows are from space(s) ['cifar10-m']; "
+                                                       f"this latency predictor is for space 'digits-s'")):
+            call(cifar)
+        with pytest.raises(ValueError, match=re.escape(f"{what}: column fingerprint must hold the device's "
+                                                       f"fingerprint as a JSON object")):
+            call(held.assign(fingerprint="not json"))
+    with pytest.raises(ValueError, match=re.escape("evaluate: the profile table lacks columns ['latency_ms']")):
+        fitted.evaluate(held.drop(columns=["latency_ms"]))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Predictor().evaluate(held)
+
+
+@pytest.mark.parametrize("seed", ["x", -1, 2**32, 1.5, True, None])
+def test_predictor_refuses_a_bad_seed(seed):
+    with pytest.raises(ValueError, match=re.escape(
+            f"seed must be a non-negative integer (at most 2**32 - 1, the range scikit-learn's random_state takes), "
+            f"got {seed!r}")):
+        Predictor(seed=seed)
+
+
+def test_predictor_takes_numpy_integers_for_counts(train_archs):
+    pred = Predictor(model="gbt", seed=np.int64(2**32 - 1), folds=np.int32(3))
+    assert (pred.seed, pred.folds) == (2**32 - 1, 3) and type(pred.seed) is int and type(pred.folds) is int
+    pred.fit(_table(train_archs[:8], batch_sizes=(1,)))  # the largest seed scikit-learn takes
+    assert json.loads(json.dumps(pred.metadata()))["seed"] == 2**32 - 1
+
+
+def test_predict_takes_a_numpy_batch_size(fitted, held_archs):
+    np.testing.assert_array_equal(fitted.predict(held_archs[:3], np.int64(8)), fitted.predict(held_archs[:3], 8))
+    assert arch_features(held_archs[0], np.int64(8)) == arch_features(held_archs[0], 8)
+
+
+def test_load_and_refit_of_a_file_name_the_artifact_directory(saved):
+    for name in ("predictor.json", "model.pkl", "train.csv"):
+        path = saved / name
+        for call in (Predictor.load, Predictor.refit):
+            with pytest.raises(ValueError, match=re.escape(
+                    f"{path} is a file; a predictor artifact is a directory (holding predictor.json, model.pkl, "
+                    f"train.csv); the artifact directory holding it is {saved}")):
+                call(path)
+
+
+def test_load_of_another_file_says_a_directory_is_expected(tmp_path):
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    with pytest.raises(ValueError, match=re.escape(f"{other} is a file; a predictor artifact is a directory (holding "
+                                                   f"predictor.json, model.pkl, train.csv)")) as err:
+        Predictor.load(other)
+    assert "holding it is" not in str(err.value)
+
+
+def test_save_onto_a_file_names_the_path(fitted, tmp_path):
+    blocker = tmp_path / "somefile.txt"
+    blocker.write_text("keep me")
+    with pytest.raises(FileExistsError, match=re.escape(
+            f"predictor artifact directory {blocker} exists and is not a directory; give a directory to write "
+            f"predictor.json, model.pkl, train.csv into")):
+        fitted.save(blocker)
+    with pytest.raises(FileExistsError, match=re.escape(
+            f"predictor artifact directory {blocker / 'sub' / 'latency'} cannot be created: {blocker} is a file, "
+            f"not a directory")):
+        fitted.save(blocker / "sub" / "latency")
+    assert blocker.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["somefile.txt"]
+
+
+@pytest.mark.parametrize("fingerprint, got", [("cpu", "str 'cpu'"), (FP, "DeviceFingerprint"),
+                                              ([("kind", "cpu")], "list")])
+def test_a_fingerprint_that_is_not_a_dict_is_a_type_error(fitted, saved, fingerprint, got):
+    start = "fingerprint must be a dict of the device's identity fields, as DeviceFingerprint.to_dict() gives, got "
+    with pytest.raises(TypeError, match=re.escape(start + got)) as err:
+        Predictor.load(saved, fingerprint=fingerprint)
+    assert ("pass fingerprint.to_dict()" in str(err.value)) == isinstance(fingerprint, DeviceFingerprint)
+    with pytest.raises(TypeError, match=re.escape(start + got)):
+        fitted.check_device(fingerprint)
+
+
 # ---- `nas predictors fit`: bad input exits 2 and writes nothing ---------------------------------
 
 def _profiles_csv(path, *spaces: str, n: int = 6):

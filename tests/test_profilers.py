@@ -3,6 +3,8 @@ each against a value derived in the test (storage sizes, numpy percentiles, a kn
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import numpy as np
@@ -268,3 +270,104 @@ def test_fingerprint_of_a_missing_cuda_device_is_a_value_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(ValueError, match=r"^cuda:3 requested but torch sees 2 CUDA device\(s\) \(cuda:0, cuda:1\)$"):
         device_fingerprint("cuda:3")
+
+
+# ---- latency settings: validated when built, finite seconds, NumPy integers --------------------
+
+def _never_called():
+    raise AssertionError("the timed callable ran: the settings were not validated first")
+
+
+_BAD_SETTINGS = [
+    ({"min_repeats": 0}, "need 1 <= min_repeats <= max_repeats, got 0 and 200"),
+    ({"min_repeats": 5, "max_repeats": 4}, "need 1 <= min_repeats <= max_repeats, got 5 and 4"),
+    ({"warmup": "5"}, "warmup must be a non-negative integer, got '5'"),
+    ({"warmup": True}, "warmup must be a non-negative integer, got True"),
+    ({"max_repeats": 2.0}, "max_repeats must be a non-negative integer, got 2.0"),
+    ({"max_seconds": float("nan")}, "max_seconds must be a finite number of seconds > 0, got nan"),
+    ({"max_seconds": float("inf")}, "max_seconds must be a finite number of seconds > 0, got inf"),
+    ({"max_seconds": 0.0}, "max_seconds must be a finite number of seconds > 0, got 0.0"),
+    ({"warmup_seconds": float("inf")}, "warmup_seconds must be a finite number of seconds >= 0, got inf"),
+    ({"warmup_seconds": -0.5}, "warmup_seconds must be a finite number of seconds >= 0, got -0.5"),
+    ({"warmup_seconds": "0.2"}, "warmup_seconds must be a finite number of seconds >= 0, got '0.2'"),
+    ({"rel_tol": float("inf")}, "rel_tol must be a finite number > 0, got inf"),
+    ({"rel_tol": False}, "rel_tol must be a finite number > 0, got False"),
+]
+
+
+@pytest.mark.parametrize("kw, message", _BAD_SETTINGS)
+def test_latency_settings_are_validated_when_built(kw, message):
+    from profilers import LatencySettings
+
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        LatencySettings(**kw)
+
+
+@pytest.mark.parametrize("kw, message", _BAD_SETTINGS)
+def test_timing_refuses_bad_settings_before_running_anything(kw, message):
+    # An infinite warmup_seconds used to warm up for ever; the callable raising here turns a
+    # missing check into a failure instead of a hang.
+    from profilers import measure_latency, measure_latency_paired
+
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        measure_latency(_never_called, "cpu", **kw)
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        measure_latency_paired(_never_called, _never_called, "cpu", **kw)
+
+
+def test_latency_settings_store_numpy_numbers_as_plain_ones():
+    from profilers import LatencySettings
+
+    s = LatencySettings(warmup=np.int64(1), warmup_seconds=np.float32(0.5), min_repeats=np.int32(2),
+                        max_repeats=np.uint8(4), rel_tol=np.float64(0.25), max_seconds=2)
+    got = (s.warmup, s.warmup_seconds, s.min_repeats, s.max_repeats, s.rel_tol, s.max_seconds)
+    assert got == (1, 0.5, 2, 4, 0.25, 2.0)
+    assert [type(v) for v in (s.warmup, s.min_repeats, s.max_repeats)] == [int, int, int]
+    assert [type(v) for v in (s.warmup_seconds, s.rel_tol, s.max_seconds)] == [float, float, float]
+    assert LatencySettings() == LatencySettings(warmup=5, warmup_seconds=0.2, min_repeats=15, max_repeats=200,
+                                                rel_tol=0.01, max_seconds=5.0)
+
+
+def test_measure_latency_takes_numpy_counts():
+    from profilers import measure_latency
+
+    calls = []
+    stats = measure_latency(lambda: calls.append(1), "cpu", warmup=np.int64(1), warmup_seconds=0.0,
+                            min_repeats=np.int64(2), max_repeats=np.int64(2))
+    assert stats.repeats == 2 and len(calls) == 3  # one warm-up call, two timed
+
+
+@pytest.mark.parametrize("latency", [{"min_repeats": 2}, None, (5, 0.2, 15, 200, 0.01, 5.0)])
+def test_profile_refuses_latency_that_is_not_latency_settings(latency):
+    from profilers import profile
+
+    model = nn.Linear(4, 2)
+    with pytest.raises(TypeError, match=r"^latency must be a LatencySettings, got " + type(latency).__name__) as err:
+        profile(model, input_shape=(1, 1, 4), latency=latency)
+    if isinstance(latency, dict):
+        assert str(err.value).endswith("; build one from it: LatencySettings(**{'min_repeats': 2})")
+
+
+def test_fingerprint_and_profile_take_numpy_integers():
+    from profilers import LatencySettings, device_fingerprint, profile
+
+    fp = device_fingerprint("cpu", threads=np.int64(1))
+    assert fp.threads == 1 and type(fp.threads) is int
+    assert fp.fingerprint_id == device_fingerprint("cpu", threads=1).fingerprint_id  # hashable as JSON
+    fast = LatencySettings(warmup=0, warmup_seconds=0.0, min_repeats=2, max_repeats=2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 3))
+    record = profile(model, input_shape=(np.int64(1), np.int32(2), np.int64(3)), latency=fast, with_ops=False)
+    assert record.input_shape == (1, 2, 3) and all(type(v) is int for v in record.input_shape)
+    json.dumps(record.to_dict())
+
+
+def test_profile_takes_a_numpy_batch_size():
+    from profilers import LatencySettings, profile
+
+    fast = LatencySettings(warmup=0, warmup_seconds=0.0, min_repeats=2, max_repeats=2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 3))
+    record = profile(model, input_shape=(1, 2, 3), batch_size=np.int64(2), threads=np.int64(1), latency=fast,
+                     with_ops=False)
+    assert record.batch_size == 2 and type(record.batch_size) is int
+    assert record.fingerprint.threads == 1
+    json.dumps(record.to_dict())
