@@ -33,7 +33,7 @@ from search_spaces.arch import ArchConfig
 from search_spaces.blocks import mlp_hidden
 from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.networks import NetConfig
-from search_spaces.space import SearchSpace, create_space
+from search_spaces.space import SearchSpace, as_space, create_space
 from search_spaces.triton_quadratic import launch_shape
 
 __all__ = ["LayerCost", "arch_features", "feature_names", "layer_costs"]
@@ -155,7 +155,7 @@ def arch_features(arch: ArchConfig, batch_size: int, *, space: SearchSpace | Non
                   sm_count: int | None = None) -> dict[str, float]:
     """The features of ``arch`` at ``batch_size`` (launch-shape ones when ``sm_count`` is given)."""
     batch_size = check_positive_int("batch_size", plain_int(batch_size))
-    space = space or create_space(arch.space)
+    space = as_space(space) or create_space(arch.space)
     net = space.to_net_config(space.validate(arch))
     layers = layer_costs(net, batch_size)
     f: dict[str, float] = dict.fromkeys(feature_names(space, cuda=sm_count is not None), 0.0)

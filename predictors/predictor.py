@@ -50,7 +50,7 @@ from predictors.models import MODELS, Samples, create_model
 from predictors.table import PROFILE_COLUMNS, TARGETS, aggregate_profiles
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int, plain_int
-from search_spaces.space import SearchSpace, create_space
+from search_spaces.space import SearchSpace, as_space, create_space
 
 __all__ = ["DeviceMismatch", "Predictor", "library_versions"]
 
@@ -234,6 +234,7 @@ class Predictor:
         architectures outside it — an extrapolation, as the staircase bench does.
         """
         self._require_fitted()
+        space = as_space(space)
         if space is not None and (space.name != self.space or
                                   feature_names(space, cuda=self.sm_count is not None) != self.feature_schema):
             raise ValueError(f"space {space.name!r} does not share this predictor's space {self.space!r} and features")

@@ -47,7 +47,7 @@ from profilers.timing import (TimingStats, check_timing_settings, measure_latenc
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.networks import QuadraNet
-from search_spaces.space import SearchSpace, create_space
+from search_spaces.space import SearchSpace, as_space, create_space
 
 __all__ = ["LatencySettings", "OpRecord", "ProfileRecord", "profile"]
 
@@ -151,6 +151,7 @@ class ProfileRecord:
 
 def _resolve(target: nn.Module | ArchConfig, input_shape, space: SearchSpace | None
              ) -> tuple[nn.Module, tuple[int, int, int], ArchConfig | None, str]:
+    space = as_space(space)
     if isinstance(target, ArchConfig):
         if space is not None and space.name != target.space:
             raise ValueError(f"architecture is for space {target.space!r}, space given is {space.name!r}")
@@ -231,6 +232,7 @@ def profile(
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but torch sees no CUDA device")
+    space = as_space(space)
     model, shape, arch, name = _resolve(target, input_shape, space)
     ref_model, ref_arch = None, None
     if reference is not None:

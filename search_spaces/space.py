@@ -25,7 +25,8 @@ from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.networks import BlockConfig, NetConfig, StageConfig
 
 __all__ = [
-    "SPACES", "SearchSpace", "arch_ids", "create_space", "load_arch", "parse_arch", "register_space", "space_names",
+    "SPACES", "SearchSpace", "arch_ids", "as_space", "create_space", "load_arch", "parse_arch", "register_space",
+    "space_names",
 ]
 
 ORDER_MIXER = {2: "quadra", 1: "first_order"}
@@ -331,7 +332,17 @@ def create_space(name: str) -> SearchSpace:
     return factory()
 
 
-def load_arch(path: str | Path, space: SearchSpace | None = None) -> ArchConfig:
+def as_space(space: SearchSpace | str | None) -> SearchSpace | None:
+    """A ``space`` argument as a :class:`SearchSpace`: a registered space's name is created,
+    ``None`` stays ``None`` (the caller's default); anything else is a ``TypeError``."""
+    if space is None or isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, str):
+        return create_space(space)
+    raise TypeError(f"space must be a SearchSpace or a registered space's name, got {type(space).__name__}")
+
+
+def load_arch(path: str | Path, space: SearchSpace | str | None = None) -> ArchConfig:
     """Read an architecture JSON file; validate it against ``space`` (default: the one it names)."""
     path = Path(path)
     try:
@@ -343,9 +354,11 @@ def load_arch(path: str | Path, space: SearchSpace | None = None) -> ArchConfig:
     return parse_arch(text, source=str(path), space=space)
 
 
-def parse_arch(data: str | Mapping[str, Any], *, source: str, space: SearchSpace | None = None) -> ArchConfig:
-    """Architecture JSON text (or its parsed dict) validated against ``space`` (default: the
-    space it names); errors are :class:`ArchError` naming the field and ``source``."""
+def parse_arch(data: str | Mapping[str, Any], *, source: str, space: SearchSpace | str | None = None) -> ArchConfig:
+    """Architecture JSON text (or its parsed dict) validated against ``space`` (a SearchSpace or
+    its name; default: the space it names); errors are :class:`ArchError` naming the field and
+    ``source``."""
+    space = as_space(space)
     try:
         arch = ArchConfig.from_json(data) if isinstance(data, str) else ArchConfig.from_dict(
             dict(data) if isinstance(data, Mapping) else data)

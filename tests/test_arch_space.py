@@ -665,3 +665,21 @@ def test_arch_objects_refuse_plain_dicts_and_other_spaces():
     with pytest.raises(ArchError, match="architecture is for space 'cifar10-m', not 'digits-s'"):
         digits.to_net_config(cifar.max_arch())
     assert digits.to_net_config(digits.min_arch()).name == f"digits-s/{digits.min_arch().arch_id}"
+
+
+def test_space_arguments_take_a_name_or_a_search_space(tmp_path):
+    from predictors.features import arch_features
+    from search_spaces.space import as_space
+
+    space = create_space("digits-s")
+    assert as_space("digits-s") == space and as_space(space) is space and as_space(None) is None
+    with pytest.raises(TypeError, match="space must be a SearchSpace or a registered space's name, got int"):
+        as_space(3)
+    with pytest.raises(ValueError, match="unknown search space 'nope'; valid: cifar10-m, digits-s"):
+        as_space("nope")
+    path = tmp_path / "a.json"
+    path.write_text(space.max_arch().to_json())
+    assert load_arch(path, "digits-s") == space.max_arch()
+    with pytest.raises(ArchError, match="cifar10-m"):
+        load_arch(path, "cifar10-m")
+    assert arch_features(space.min_arch(), 1, space="digits-s") == arch_features(space.min_arch(), 1)
