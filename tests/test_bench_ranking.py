@@ -205,6 +205,19 @@ def test_space_without_a_registered_dataset_asks_for_one(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "digts"], "unknown dataset 'digts'"),
+    (["--space", "cifar10-m", "--dataset", "digits"], "space 'cifar10-m' expects inputs (3, 32, 32)"),
+    (["--space", "cifar10-m"], "--data-dir"),
+])
+def test_cli_bench_ranking_with_bad_data_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "r"
+    assert main(["bench", "ranking", "--k", "3", "--epochs", "1", "--seeds", "1", *args, "--out", str(out),
+                 "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # the corrected command is not refused as "already holds files"
+
+
 def test_cli_bench_ranking_prints_the_record_and_says_why_one_seed_has_no_seed_tau(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["bench", "ranking", "--k", "3", "--epochs", "1", "--seeds", "1", "--out", str(out),

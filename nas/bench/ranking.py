@@ -63,7 +63,7 @@ from tqdm.auto import tqdm
 
 from nas.data import DEFAULT_DATASET, default_dataset, load_dataset
 from nas.run_dir import append_json_line, check_new_run_dir, read_run_config, setting_changes, write_text_atomic
-from nas.supernet_train import SupernetConfig, evaluate_arch, finished_supernet
+from nas.supernet_train import SupernetConfig, check_data, evaluate_arch, finished_supernet
 from nas.train import TrainConfig, evaluate, set_seed, train_model
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int
@@ -203,12 +203,13 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     dataset = config.dataset or default_dataset(config.space)
     recipe = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device)
     out = Path(out)
+    splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir)  # bad data: nothing written yet
+    check_data(space, splits)
     _prepare_run_dir(out, {"kind": _KIND, **asdict(config), "dataset": dataset}, resume)
     sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
     supernet = finished_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=out / "supernet",
                                  data_dir=config.data_dir, progress=progress).to(config.device)
     t_supernet = time.perf_counter() - t0
-    splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir)
     archs = spread_archs(space, config.k, seed=config.seed)
     runs_path = out / RUNS_FILE
     finished = _finished_runs(runs_path)
