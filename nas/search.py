@@ -3,7 +3,9 @@
 Phases, each resumable from what the run directory already holds (``--resume``):
 
 1. **Supernet** (``supernet/``): trained with the sandwich rule (:mod:`nas.supernet_train`),
-   or reused from ``--supernet DIR``.
+   or reused from ``--supernet DIR``. Validation and test images come from the supernet's own
+   train/val/test split (a reused one's seed, recorded as ``data_seed``), so no image it was
+   trained on selects or tests an architecture.
 2. **Predictors** (``profiles.csv``, ``predictors/{latency,memory}/``): architectures of the
    space profiled on the target device at the deployment batch size
    (:func:`nas.profiling.collect_profiles`) and latency / memory predictors fitted on them —
@@ -71,7 +73,7 @@ from search_spaces.layers import check_positive_int
 from search_spaces.space import create_space
 
 __all__ = [
-    "SearchConfig", "SearchResult", "obtain_predictors", "obtain_supernet", "rebuild_report", "run_search",
+    "SearchConfig", "SearchResult", "data_seed", "obtain_predictors", "obtain_supernet", "rebuild_report", "run_search",
     "search_budgets", "search_worker",
 ]
 
@@ -286,6 +288,19 @@ def obtain_supernet(cfg: SearchConfig, out: Path, progress: bool):
                              out=out / "supernet", data_dir=cfg.data_dir, progress=progress)
 
 
+def data_seed(cfg: SearchConfig) -> int:
+    """The seed of the run's train/val/test split: a reused supernet's own (``--supernet``), so
+    that no image it was trained on selects or tests an architecture; else the run's ``seed``
+    (its supernet is trained on that split)."""
+    if cfg.supernet is None:
+        return cfg.seed
+    path = Path(cfg.supernet) / "config.json"
+    seed = read_run_config(cfg.supernet, kind="nas train-supernet").get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{path} records no data split seed ('seed': a non-negative integer), got {seed!r}")
+    return seed
+
+
 # --- phase 2: predictors -----------------------------------------------------------------------
 def _load_predictors(directory: Path, cfg: SearchConfig, fingerprint: dict[str, Any]) -> dict[str, Predictor]:
     preds = {}
@@ -353,7 +368,7 @@ def _is_storage_error(err: BaseException) -> bool:
     return module.startswith(("sqlalchemy", "psycopg2"))
 
 
-def _start_workers(cfg: SearchConfig, out: Path, storage: str, budgets: list[Budget]) -> list:
+def _start_workers(cfg: SearchConfig, out: Path, storage: str, budgets: list[Budget], split_seed: int) -> list:
     """``cfg.workers - 1`` helper processes joining the study (each with its own sampler seed)."""
     import multiprocessing as mp
 
@@ -364,7 +379,7 @@ def _start_workers(cfg: SearchConfig, out: Path, storage: str, budgets: list[Bud
     for i in range(1, cfg.workers):
         wcfg = replace(cfg, storage=storage, resume=False, join=True, workers=1, seed=cfg.seed + 1000 * i,
                        out=str(out))
-        p = ctx.Process(target=search_worker, args=(wcfg, budgets, cfg.seed),
+        p = ctx.Process(target=search_worker, args=(wcfg, budgets, split_seed),
                         name=f"nas-search-worker-{i}")
         p.start()
         procs.append(p)
@@ -468,7 +483,8 @@ def _pick(budget: Budget, index: int, trials, measure: _Measurer, smallest: dict
         msg = (f"predicted to meet {budget.label} but misses it when measured ({over}); "
                f"{len(tried)} candidate(s) measured")
     return {**base, "status": "met" if met else "missed", "predicted_to_meet": True, "message": msg,
-            "arch_id": arch.arch_id, "arch": arch.to_dict(), "describe": arch.describe(), "trial_number": int(row.number),
+            "arch_id": arch.arch_id, "arch": arch.to_dict(), "describe": arch.describe(),
+            "trial_number": int(row.number),
             "predicted": {"val_acc": float(row.val_acc), "latency_ms": float(row.pred_latency_ms),
                           "peak_mem_mb": float(row.pred_peak_mem_mb)},
             "measured": m, "excess_pct": excess, "candidates_measured": len(tried),
@@ -537,16 +553,18 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
 
     # Every input is checked before the run directory is written: a typo leaves nothing behind.
     t = time.perf_counter()
-    splits = load_dataset(cfg.dataset, seed=cfg.seed, data_dir=cfg.data_dir)
-    check_data(create_space(cfg.space), splits)
     supernet = obtain_supernet(cfg, out, progress) if cfg.supernet is not None else None
+    split_seed = data_seed(cfg)
+    splits = load_dataset(cfg.dataset, seed=split_seed, data_dir=cfg.data_dir)
+    check_data(create_space(cfg.space), splits)
     phases["supernet_s"] = time.perf_counter() - t
     preds = _load_predictors(Path(cfg.predictors), cfg, fp.to_dict()) if cfg.predictors is not None else None
     if file_storage_path(storage) is None:
         create_storage(storage)  # a database server: unreachable is said now, not after the long phases
     elif cfg.resume and cfg.storage is not None:  # the study began: its file must be there
         _require_study_file(storage, out)
-    stored = {**cfg.to_dict(), "run_dir": str(out), "device_name": fp.name, "fingerprint_id": fp.fingerprint_id}
+    stored = {**cfg.to_dict(), "run_dir": str(out), "device_name": fp.name, "fingerprint_id": fp.fingerprint_id,
+              "data_seed": split_seed}
     if not cfg.resume:  # a resumed run's record is rewritten only once its study accepted the resume
         out.mkdir(parents=True, exist_ok=True)
         _json_write(out / "config.json", stored)
@@ -572,7 +590,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
                                           "storage_in_run_dir": _own_study_file(storage, out),
                                           "budgets": [b.to_dict() for b in budgets],
                                           "objectives": list(cfg.objectives)})
-        helpers = _start_workers(cfg, out, storage, budgets)
+        helpers = _start_workers(cfg, out, storage, budgets, split_seed)
         ran = run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets,
                          objectives=cfg.objectives, n_trials=cfg.trials, batch=min(cfg.population_size, 16),
                          progress=progress)

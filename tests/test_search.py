@@ -17,6 +17,7 @@ import nas
 from nas.budgets import Budget
 from nas.cli import main, search_main
 from nas.export import check_onnx
+from nas.data import load_dataset
 from nas.search import SearchConfig, run_search
 from nas.storage import create_storage
 from nas.supernet_train import load_supernet
@@ -534,3 +535,25 @@ def test_search_config_takes_one_budget_as_a_number_and_names_bad_ones():
     for name in ("quick", "force", "resume", "join"):
         with pytest.raises(TypeError, match=f"{name} must be True or False, got 'no'"):
             SearchConfig(**{name: "no"})
+
+
+def test_a_reused_supernet_brings_its_own_data_split(run, tmp_path):
+    """A search with another --seed scores and tests on the supernet's split, not on images the
+    supernet was trained on (the seed-1 split shares most of its val/test images with seed 0's train)."""
+    from nas.supernet_train import evaluate_arch
+
+    out = tmp_path / "seed1"
+    result = run_search(SearchConfig(out=str(out), seed=1, supernet=str(run.run_dir / "supernet"),
+                                     predictors=str(run.run_dir / "predictors"),
+                                     **{**SMALL, "trials": 8, "population_size": 4}), progress=False)
+    assert json.loads((out / "config.json").read_text())["data_seed"] == 0
+    supernet, _ = load_supernet(run.run_dir / "supernet")
+    split0 = load_dataset("digits", seed=0)
+    trials = pd.read_csv(out / "trials.csv", dtype={"arch_id": str})
+    row = trials[trials["state"] == "COMPLETE"].iloc[0]
+    assert row["val_acc"] == pytest.approx(evaluate_arch(supernet, ArchConfig.from_json(row["arch_json"]),
+                                                         split0.val)[1])
+    for pick in result.picks:
+        if pick["measured"]:
+            arch = ArchConfig.from_dict(pick["arch"])
+            assert pick["measured"]["test_acc"] == pytest.approx(evaluate_arch(supernet, arch, split0.test)[1])
