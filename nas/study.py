@@ -291,10 +291,12 @@ def run_trials(study: optuna.Study, *, space: SearchSpace, score: Callable[[list
                 if fail_stale_trials(study) == 0:
                     time.sleep(0.2)
                 continue
-            trials = [study.ask(dists) for _ in range(k)]
+            trials = []
+            for _ in range(k):  # each named as soon as asked: a nameless trial is soon presumed dead
+                trial = study.ask(dists)
+                if not shared or _still_running(trial.set_user_attr, WORKER_ATTR, me):
+                    trials.append(trial)
             if shared:
-                for trial in trials:
-                    trial.set_user_attr(WORKER_ATTR, me)
                 trials = _drop_surplus(study, trials, n_trials)
                 if not trials:
                     continue
@@ -308,6 +310,16 @@ def run_trials(study: optuna.Study, *, space: SearchSpace, score: Callable[[list
     return told
 
 
+def _still_running(update: Callable[..., Any], *args: Any) -> bool:
+    """Run one update of a trial; False if another worker failed the trial meanwhile (it took
+    this worker for dead: a machine so loaded that naming or scoring outlasted a grace period)."""
+    try:
+        update(*args)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
 def _drop_surplus(study: optuna.Study, trials: list[optuna.Trial], n_trials: int) -> list[optuna.Trial]:
     """Fail (unscored) the trials numbered after ``n_trials`` live ones; keep the rest."""
     live = sorted(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
@@ -315,8 +327,8 @@ def _drop_surplus(study: optuna.Study, trials: list[optuna.Trial], n_trials: int
     keep = []
     for trial in trials:
         if bisect.bisect_left(live, trial.number) >= n_trials:
-            trial.set_user_attr(SURPLUS_ATTR, True)
-            study.tell(trial, state=TrialState.FAIL)
+            if _still_running(trial.set_user_attr, SURPLUS_ATTR, True):
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         else:
             keep.append(trial)
     return keep
@@ -334,19 +346,28 @@ def _score_and_tell(study: optuna.Study, trials: list[optuna.Trial], space: Sear
             raise RuntimeError(f"the score function returned {len(scores)} scores for {k} architectures")
     except BaseException:
         for trial in trials:  # nothing is left RUNNING by a failed batch
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
     per_trial_s = (time.perf_counter() - t0) / k
+    told = 0
     for trial, s in zip(trials, scores):
-        # One user attribute per trial: each is a storage write (a transaction on SQLite).
-        trial.set_user_attr(SCORE_ATTR, {
-            "arch_id": s.arch.arch_id, "arch_json": s.arch.to_json(), "val_acc": s.val_acc,
-            "pred_latency_ms": s.latency_ms, "pred_peak_mem_mb": s.peak_mem_mb,
-            "feasible_budgets": [b.meets(s.latency_ms, s.peak_mem_mb) for b in budgets],
-            "score_s": per_trial_s})
-        trial.set_constraint("budgets", constraint_value(budgets, s.latency_ms, s.peak_mem_mb))
-        study.tell(trial, [s.objective(o) for o in objectives])
-    return k
+        # One user attribute per trial: each is a storage write (a transaction on SQLite). A
+        # trial another worker failed meanwhile is left failed: its architecture is asked again.
+        if not _still_running(trial.set_user_attr, SCORE_ATTR, {
+                "arch_id": s.arch.arch_id, "arch_json": s.arch.to_json(), "val_acc": s.val_acc,
+                "pred_latency_ms": s.latency_ms, "pred_peak_mem_mb": s.peak_mem_mb,
+                "feasible_budgets": [b.meets(s.latency_ms, s.peak_mem_mb) for b in budgets],
+                "score_s": per_trial_s}):
+            continue
+        if not _still_running(trial.set_constraint, "budgets", constraint_value(budgets, s.latency_ms,
+                                                                                s.peak_mem_mb)):
+            continue
+        try:
+            frozen = study.tell(trial, [s.objective(o) for o in objectives], skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        told += frozen.state == TrialState.COMPLETE
+    return told
 
 
 def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:

@@ -594,6 +594,47 @@ def test_run_trials_sqlite(tmp_path):
         _check_trial(t, space, ALL_OBJECTIVES)
 
 
+@pytest.mark.parametrize("when", ["before it is named", "while it is scored"])
+def test_run_trials_survives_another_worker_failing_its_trial(tmp_path, monkeypatch, when):
+    """On a loaded machine another worker may take this one for dead and fail a trial it holds
+    (a nameless trial after UNNAMED_GRACE_S, a stale heartbeat): the worker went down with
+    UpdateFinishedTrialError. It now leaves that trial failed and asks another."""
+    space = create_space("digits-s")
+    study = _new_study(f"sqlite:///{tmp_path / 'study.db'}")  # shared storage: trials are named
+    reaped = []
+
+    def reap(trial_id):
+        if not reaped:
+            reaped.append(trial_id)
+            study._storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+
+    if when == "before it is named":
+        ask = study.ask
+
+        def ask_then_reap(*args, **kwargs):
+            trial = ask(*args, **kwargs)
+            reap(trial._trial_id)
+            return trial
+        monkeypatch.setattr(study, "ask", ask_then_reap)
+        score = FakeScore()
+    else:
+        fake = FakeScore()
+
+        def score(archs):
+            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            reap(running[0]._trial_id)
+            return fake(archs)
+    told = run_trials(study, space=space, score=score, budgets=BUDGETS, objectives=ALL_OBJECTIVES, n_trials=5,
+                      batch=3, progress=False)
+    assert told == 5 and len(reaped) == 1
+    assert sorted(_states(study)) == ["COMPLETE"] * 5 + ["FAIL"]
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed[0]._trial_id == reaped[0] and SCORE_ATTR not in failed[0].user_attrs
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            _check_trial(t, space, ALL_OBJECTIVES)
+
+
 @pytest.mark.parametrize("sampler", ["nsga2", "tpe"])
 def test_run_trials_with_constrained_samplers(sampler):
     space = create_space("digits-s")
