@@ -24,6 +24,8 @@ from __future__ import annotations
 import abc
 import inspect
 import pickle
+import tarfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,6 +43,10 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_FILES = CIFAR10_TRAIN_FILES + ("test_batch",)
 CIFAR10_SUBDIR = "cifar-10-batches-py"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_BIN_SUBDIR = "cifar-10-batches-bin"  # the binary version's folder (not read here)
+CIFAR10_BIN_FILES = tuple(f"{f}.bin" for f in CIFAR10_FILES)
+CIFAR10_BIN_RECORD = 1 + 3072  # binary version: 1 label byte + 3072 pixel bytes per image
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,8 @@ class DatasetSource(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     takes_data_dir: ClassVar[bool] = False
+    # Why a source without data_dir reads no files (said when a data_dir is passed to it anyway).
+    data_origin: ClassVar[str] = "its data is built in memory"
 
     @abc.abstractmethod
     def load(self, *, seed: int) -> DatasetSplits:
@@ -132,6 +140,7 @@ def _split_indices(n: int, labels: np.ndarray, seed: int) -> tuple[np.ndarray, n
 class DigitsSource(DatasetSource):
     name = "digits"
     description = "scikit-learn 8x8 digits: 1797 images, 10 classes, bundled (no download)"
+    data_origin = "its images are embedded in the scikit-learn package"
 
     def __init__(self) -> None:  # no options; explicit so load_dataset can list them (none)
         pass
@@ -161,15 +170,71 @@ class Cifar10Source(DatasetSource):
                 "cifar-10-python.tar.gz; this loader never downloads")
         self.data_dir = Path(data_dir)
 
+    _EXPECTED = (f"a directory holding {', '.join(CIFAR10_FILES)} (optional batches.meta), directly "
+                 f"or under {CIFAR10_SUBDIR}/, i.e. the extracted {CIFAR10_ARCHIVE}")
+    _BINARY = ("the CIFAR-10 binary version (cifar-10-binary.tar.gz: *.bin files under "
+               f"{CIFAR10_BIN_SUBDIR}/) is not supported; this loader reads the python version "
+               f"({CIFAR10_ARCHIVE}, which extracts to {CIFAR10_SUBDIR}/) from "
+               "https://www.cs.toronto.edu/~kriz/cifar.html")
+
+    @staticmethod
+    def _is_archive(path: Path) -> bool:
+        if path.name.lower().endswith((".tar.gz", ".tgz", ".tar", ".gz")):
+            return True
+        try:
+            return tarfile.is_tarfile(path)
+        except OSError:
+            return False
+
+    @classmethod
+    def _archive_error(cls, archive: Path, what: str) -> FileNotFoundError:
+        """``archive`` is a tar file: say to extract it, or that it is the unsupported binary version."""
+        if "binary" in archive.name.lower():
+            return FileNotFoundError(f"cifar10: {what} the archive of the binary version; {cls._BINARY}")
+        try:
+            with open(archive, "rb") as f:
+                gzipped = f.read(2) == b"\x1f\x8b"
+        except OSError:
+            gzipped = archive.name.lower().endswith(("gz", "tgz"))
+        flags = "-xzf" if gzipped else "-xf"
+        return FileNotFoundError(
+            f"cifar10: {what} an unextracted archive: extract it with `tar {flags} {archive} -C "
+            f"{archive.parent}` and pass the directory (--data-dir {archive.parent}, which then holds "
+            f"{CIFAR10_SUBDIR}/); expected {cls._EXPECTED}")
+
     def _find_dir(self) -> Path:
-        candidates = [self.data_dir, self.data_dir / CIFAR10_SUBDIR]
+        """The directory holding the batch files: ``data_dir`` or ``data_dir/cifar-10-batches-py``.
+
+        Anything else raises FileNotFoundError naming what ``data_dir`` is instead: absent, a
+        file, the unextracted archive, the (unsupported) binary version, or short of batch files.
+        """
+        root = self.data_dir
+        if not root.exists():
+            raise FileNotFoundError(f"cifar10: --data-dir {root} does not exist; expected {self._EXPECTED}. "
+                                    "This loader never downloads")
+        if not root.is_dir():
+            if self._is_archive(root):
+                raise self._archive_error(root, f"--data-dir {root} is")
+            raise FileNotFoundError(f"cifar10: --data-dir {root} is a file, not a directory; "
+                                    f"expected {self._EXPECTED}")
+        candidates = [root, root / CIFAR10_SUBDIR]
         missing = {d: [f for f in CIFAR10_FILES if not (d / f).is_file()] for d in candidates}
         for d in candidates:
             if not missing[d]:
                 return d
+        if all(len(missing[d]) == len(CIFAR10_FILES) for d in candidates):  # not one batch file
+            for d in (root, root / CIFAR10_BIN_SUBDIR):
+                found = [f for f in CIFAR10_BIN_FILES if (d / f).is_file()]
+                if found:
+                    raise FileNotFoundError(f"cifar10: {d} holds {', '.join(found)}: {self._BINARY}")
+            for archive in (root / CIFAR10_ARCHIVE, root / "cifar-10-binary.tar.gz"):
+                if archive.is_file():
+                    raise self._archive_error(archive, f"{root} holds no batch files, only {archive},")
         best = min(candidates, key=lambda d: len(missing[d]))
+        not_files = [f for f in missing[best] if (best / f).exists()]
+        also = f" ({', '.join(not_files)}: not a regular file)" if not_files else ""
         raise FileNotFoundError(
-            f"cifar10: missing CIFAR-10 python batch file(s) {', '.join(missing[best])} in {best} "
+            f"cifar10: missing CIFAR-10 python batch file(s) {', '.join(missing[best])} in {best}{also} "
             f"(searched {self.data_dir} and {self.data_dir / CIFAR10_SUBDIR}); expected "
             f"{', '.join(CIFAR10_FILES)} (optional batches.meta). This loader never downloads: "
             "extract cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html")
@@ -180,7 +245,15 @@ class Cifar10Source(DatasetSource):
             with open(path, "rb") as f:
                 obj = pickle.load(f, encoding="bytes")
         except Exception as e:  # truncated / not a pickle
-            raise ValueError(f"cifar10: cannot unpickle {path}: {e}") from e
+            size = path.stat().st_size
+            if size == 0:
+                hint = " (the file is empty, 0 bytes)"
+            elif size % CIFAR10_BIN_RECORD == 0 and not path.name.endswith("meta"):
+                hint = (f" ({size} bytes, a multiple of the {CIFAR10_BIN_RECORD}-byte records of the binary "
+                        f"version, renamed?); {Cifar10Source._BINARY}")
+            else:
+                hint = "; expected a pickled dict from the extracted cifar-10-python.tar.gz"
+            raise ValueError(f"cifar10: cannot unpickle {path}: {e}{hint}") from e
         if not isinstance(obj, dict):
             raise ValueError(f"cifar10: {path} holds a {type(obj).__name__}, expected a dict")
         return {k.encode() if isinstance(k, str) else k: v for k, v in obj.items()}
@@ -193,6 +266,9 @@ class Cifar10Source(DatasetSource):
         if absent:
             raise ValueError(f"cifar10: {path} lacks key(s) {absent}; expected b'data' and b'labels'")
         data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+        if data.ndim >= 1 and data.shape[0] == 0:
+            raise ValueError(f"cifar10: {path} holds no images (data {data.dtype} {data.shape}, "
+                             f"{labels.size} label(s)); expected uint8 (N, 3072) data and N labels, N >= 1")
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
             raise ValueError(f"cifar10: {path} data is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
         if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
@@ -207,14 +283,33 @@ class Cifar10Source(DatasetSource):
         path = root / "batches.meta"
         if not path.is_file():
             return CIFAR10_CLASSES
-        names = self._read(path).get(b"label_names")
-        if names is None or len(names) != 10:
-            raise ValueError(f"cifar10: {path} needs b'label_names' with 10 names, got {names!r}")
-        return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+        meta = self._read(path)
+        expected = ("expected a list of 10 class-name strings (bytes or str), "
+                    "e.g. [b'airplane', …, b'truck']")
+        if b"label_names" not in meta:
+            keys = sorted(meta, key=repr)
+            raise ValueError(f"cifar10: {path} has no b'label_names' key (keys: {keys!r:.200}); {expected}")
+        names = meta[b"label_names"]
+        if not isinstance(names, (list, tuple)) or len(names) != 10:
+            got = (f"a {type(names).__name__} of {len(names)}" if isinstance(names, (list, tuple))
+                   else f"a {type(names).__name__}")
+            raise ValueError(f"cifar10: {path} b'label_names' is {got} ({names!r:.200}); {expected}")
+        out = []
+        for i, n in enumerate(names):
+            try:
+                name = n.decode() if isinstance(n, bytes) else n
+            except UnicodeDecodeError:
+                name = None
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"cifar10: {path} b'label_names'[{i}] is {n!r} ({type(n).__name__}); "
+                                 f"{expected}, each non-empty UTF-8 text")
+            out.append(name)
+        return tuple(out)
 
     def load(self, *, seed: int) -> DatasetSplits:
         seed = _check_seed(seed)
         root = self._find_dir()
+        class_names = self._class_names(root)  # a bad batches.meta fails before the batches are read
         batches = [self._read_batch(root / f) for f in CIFAR10_TRAIN_FILES]
         x_all = np.concatenate([b[0] for b in batches])
         y_all = np.concatenate([b[1] for b in batches])
@@ -231,7 +326,7 @@ class Cifar10Source(DatasetSource):
         labels = {k: y_all[i] for k, i in parts.items()} | {"test": y_test}
         return DatasetSplits(
             name=self.name, **_tensor_splits(images, labels), input_shape=(3, 32, 32),
-            num_classes=10, class_names=self._class_names(root), augment="crop_flip", mean=mean, std=std)
+            num_classes=10, class_names=class_names, augment="crop_flip", mean=mean, std=std)
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -243,6 +338,7 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
 class SyntheticSource(DatasetSource):
     name = "synthetic"
     description = "Gaussian images, labels = argmax of a seeded linear projection (learnable)"
+    data_origin = "its images are generated in memory from the seed"
 
     def __init__(self, *, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
                  n_train: int = 512, n_val: int = 128, n_test: int = 128) -> None:
@@ -292,8 +388,10 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | Path | None = None
                  **kwargs: Any) -> DatasetSplits:
     """Build dataset ``name`` with ``kwargs`` and load it with ``seed``.
 
-    ``data_dir`` goes to sources that read files (cifar10); digits and synthetic are
-    in-memory and ignore it, so one CLI flag works for every dataset.
+    ``data_dir`` goes to sources that read files (cifar10). Sources that read none (digits:
+    embedded in scikit-learn; synthetic: generated) ignore it with a ``UserWarning`` saying
+    so, rather than an error, because recorded runs pass their stored ``data_dir`` back in;
+    ``data_dir=None`` gives no warning.
     """
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names())}")
@@ -306,4 +404,8 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | Path | None = None
                         f"valid: {', '.join(shown) or '(none)'}")
     if cls.takes_data_dir:
         kwargs["data_dir"] = data_dir
+    elif data_dir is not None:
+        readers = ", ".join(n for n in dataset_names() if DATASETS[n].takes_data_dir) or "no dataset"
+        warnings.warn(f"dataset {name!r} reads no files ({cls.data_origin}): data_dir={str(data_dir)!r} "
+                      f"is ignored; only {readers} reads --data-dir", UserWarning, stacklevel=2)
     return cls(**kwargs).load(seed=seed)

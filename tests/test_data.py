@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import tarfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,9 +143,32 @@ def test_digits_normalisation_uses_train_constants() -> None:
 
 
 def test_digits_ignores_data_dir_and_rejects_unknown_kwargs() -> None:
-    assert load_dataset("digits", data_dir="/nonexistent").sizes["test"] == 270
+    with pytest.warns(UserWarning, match="data_dir='/nonexistent' is ignored"):
+        assert load_dataset("digits", data_dir="/nonexistent").sizes["test"] == 270
     with pytest.raises(TypeError, match="colour"):
         load_dataset("digits", colour=True)
+
+
+@pytest.mark.parametrize("name, origin", [("digits", "embedded in the scikit-learn package"),
+                                          ("synthetic", "generated in memory")])
+def test_data_dir_for_a_dataset_reading_no_files_warns(name: str, origin: str, tmp_path: Path) -> None:
+    # a warning, not an error: recorded runs pass their stored data_dir back in
+    with pytest.warns(UserWarning) as record:
+        kwargs = {"n_train": 8} if name == "synthetic" else {}
+        ds = load_dataset(name, data_dir=tmp_path / "nowhere", **kwargs)
+    assert ds.name == name
+    [w] = record
+    msg = str(w.message)
+    assert f"dataset {name!r} reads no files" in msg and origin in msg
+    assert f"data_dir='{tmp_path / 'nowhere'}' is ignored" in msg and "only cifar10" in msg
+    assert w.filename == __file__  # points at the caller, not at nas/data.py
+
+
+@pytest.mark.parametrize("name", ["digits", "synthetic"])
+def test_no_data_dir_no_warning(name: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_dataset(name, data_dir=None)
 
 
 # ---- cifar10 --------------------------------------------------------------------------------
@@ -221,6 +246,146 @@ def test_cifar_corrupt_batch(cifar_dir: Path, bad: str) -> None:
             pickle.dump(batch, f)
     with pytest.raises(ValueError, match="data_batch_2"):
         load_dataset("cifar10", data_dir=cifar_dir)
+
+
+def _tar_gz(archive: Path, src: Path, arcname: str = "cifar-10-batches-py") -> Path:
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(src, arcname=arcname)
+    return archive
+
+
+def test_cifar_data_dir_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset("cifar10", data_dir=tmp_path / "nope")
+    msg = str(err.value)
+    assert f"--data-dir {tmp_path / 'nope'} does not exist" in msg and "missing" not in msg
+    assert "data_batch_1" in msg and "cifar-10-batches-py" in msg and "never downloads" in msg
+
+
+def test_cifar_data_dir_is_a_plain_file(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError,
+                       match=r"notes\.txt is a file, not a directory; expected a directory holding data_b"):
+        load_dataset("cifar10", data_dir=tmp_path / "notes.txt")
+
+
+@pytest.mark.parametrize("archive_name", ["cifar-10-python.tar.gz", "cifar10.tgz", "download"])
+def test_cifar_data_dir_is_the_unextracted_archive(tmp_path: Path, archive_name: str) -> None:
+    _write_cifar(tmp_path / "src")
+    (tmp_path / "dl").mkdir()
+    archive = _tar_gz(tmp_path / "dl" / archive_name, tmp_path / "src")
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset("cifar10", data_dir=archive)
+    msg = str(err.value)
+    assert f"--data-dir {archive} is an unextracted archive" in msg and "missing" not in msg
+    assert f"tar -xzf {archive} -C {tmp_path / 'dl'}" in msg  # "download": recognised by content, still gzip
+    assert f"--data-dir {tmp_path / 'dl'}" in msg
+    # following the advice works
+    with tarfile.open(archive) as t:
+        t.extractall(tmp_path / "dl", filter="data")
+    assert load_dataset("cifar10", data_dir=tmp_path / "dl").sizes["test"] == PER_BATCH
+
+
+def test_cifar_data_dir_holding_only_the_archive(tmp_path: Path) -> None:
+    _write_cifar(tmp_path / "src")
+    (tmp_path / "dl").mkdir()
+    archive = _tar_gz(tmp_path / "dl" / "cifar-10-python.tar.gz", tmp_path / "src")
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset("cifar10", data_dir=tmp_path / "dl")
+    msg = str(err.value)
+    assert f"{tmp_path / 'dl'} holds no batch files, only {archive}, an unextracted archive" in msg
+    assert f"tar -xzf {archive} -C {tmp_path / 'dl'}" in msg
+
+
+def _write_binary_cifar(root: Path) -> None:
+    """The binary version's layout: 1 label byte + 3072 pixel bytes per record, .bin names."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for fname in TRAIN_FILES + ["test_batch"]:
+        rng.integers(0, 256, size=(4, 3073), dtype=np.uint8).tofile(root / f"{fname}.bin")
+    (root / "batches.meta.txt").write_text("\n".join(CIFAR10_CLASSES) + "\n")
+
+
+@pytest.mark.parametrize("layout", ["direct", "cifar-10-batches-bin", "archive"])
+def test_cifar_binary_version_is_named(tmp_path: Path, layout: str) -> None:
+    if layout == "archive":
+        _write_binary_cifar(tmp_path / "src")
+        data_dir = _tar_gz(tmp_path / "cifar-10-binary.tar.gz", tmp_path / "src", "cifar-10-batches-bin")
+        holder = "is the archive of the binary version"
+    else:
+        _write_binary_cifar(tmp_path if layout == "direct" else tmp_path / layout)
+        data_dir = tmp_path
+        holder = f"{tmp_path if layout == 'direct' else tmp_path / layout} holds data_batch_1.bin"
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset("cifar10", data_dir=data_dir)
+    msg = str(err.value)
+    assert holder in msg and "missing" not in msg
+    assert "binary version" in msg and "not supported" in msg
+    assert "python version (cifar-10-python.tar.gz, which extracts to cifar-10-batches-py/)" in msg
+
+
+def test_cifar_binary_files_renamed_like_python_batches(tmp_path: Path) -> None:
+    _write_cifar(tmp_path)
+    np.zeros((4, 3073), np.uint8).tofile(tmp_path / "data_batch_1")  # a .bin file renamed
+    with pytest.raises(ValueError, match=r"cannot unpickle .*data_batch_1.*12292 bytes, a multiple of the "
+                                         r"3073-byte records of the binary version.*not supported"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+def test_cifar_zero_byte_batch_file(tmp_path: Path) -> None:
+    _write_cifar(tmp_path)
+    (tmp_path / "data_batch_2").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"cannot unpickle .*data_batch_2: .*\(the file is empty, 0 bytes\)"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+def test_cifar_batch_path_is_a_directory(tmp_path: Path) -> None:
+    _write_cifar(tmp_path)
+    (tmp_path / "data_batch_1").unlink()
+    (tmp_path / "data_batch_1").mkdir()
+    with pytest.raises(FileNotFoundError,
+                       match=r"file\(s\) data_batch_1 in .* \(data_batch_1: not a regular file\)"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("fname", ["data_batch_3", "test_batch"])
+@pytest.mark.parametrize("labels", [[], np.zeros(0, np.int64)], ids=["list", "int64"])
+def test_cifar_batch_with_no_images(cifar_dir: Path, fname: str, labels) -> None:
+    with open(cifar_dir / fname, "wb") as f:
+        pickle.dump({b"data": np.zeros((0, 3072), np.uint8), b"labels": labels}, f)
+    with pytest.raises(ValueError) as err:
+        load_dataset("cifar10", data_dir=cifar_dir)
+    msg = str(err.value)
+    assert f"{cifar_dir / fname} holds no images (data uint8 (0, 3072), 0 label(s))" in msg
+    assert "N >= 1" in msg and "0 ints" not in msg
+
+
+def _write_meta(root: Path, meta) -> None:
+    with open(root / "batches.meta", "wb") as f:
+        pickle.dump(meta, f)
+
+
+@pytest.mark.parametrize("names, match", [
+    ("abcdefghij", r"b'label_names' is a str \('abcdefghij'\)"),
+    (list(range(10)), r"b'label_names'\[0\] is 0 \(int\)"),
+    ([b"a"] * 9, r"b'label_names' is a list of 9"),
+    ([f"c{i}".encode() for i in range(9)] + [b"\xff\xfe"], r"b'label_names'\[9\] is b'\\xff\\xfe' \(bytes\)"),
+    ([f"c{i}" for i in range(9)] + [""], r"b'label_names'\[9\] is '' \(str\)"),
+    (None, r"has no b'label_names' key \(keys: \[b'num_vis'\]\)"),
+])
+def test_cifar_bad_meta_label_names(cifar_dir: Path, names, match: str) -> None:
+    _write_meta(cifar_dir, {b"num_vis": 3072} if names is None else {b"label_names": names, b"num_vis": 3072})
+    with pytest.raises(ValueError, match=match) as err:
+        load_dataset("cifar10", data_dir=cifar_dir)
+    msg = str(err.value)
+    assert str(cifar_dir / "batches.meta") in msg
+    assert "expected a list of 10 class-name strings" in msg
+
+
+def test_cifar_meta_str_names_accepted(cifar_dir: Path) -> None:
+    names = [f"kind {i}" for i in range(10)]
+    _write_meta(cifar_dir, {"label_names": tuple(names)})  # str keys / values, as a py3 re-pickle writes
+    assert load_dataset("cifar10", data_dir=cifar_dir).class_names == tuple(names)
 
 
 def test_cifar_requires_data_dir() -> None:
