@@ -63,6 +63,15 @@ class DatasetSplits:
     augment: str  # hint for the trainer: one of AUGMENTATIONS
     mean: tuple[float, ...]  # per channel, applied to [0, 1] pixels
     std: tuple[float, ...]
+    pixel_max: float | None = None  # raw pixels are divided by it to reach [0, 1]; None: no pixels (synthetic)
+
+    def input_spec(self) -> dict[str, Any]:
+        """How a deployed model's input is prepared from raw pixels (an export's card records it)."""
+        c, h, w = self.input_shape
+        scaled = "x[:, c]" if self.pixel_max is None else f"pixels[:, c] / {self.pixel_max:g}"
+        return {"layout": "NCHW", "dtype": "float32", "shape": ["batch", c, h, w], "pixel_max": self.pixel_max,
+                "mean": list(self.mean), "std": list(self.std), "class_names": list(self.class_names),
+                "normalise": f"x[:, c] = ({scaled} - mean[c]) / std[c]"}
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTATIONS:
@@ -154,7 +163,7 @@ class DigitsSource(DatasetSource):
         return DatasetSplits(
             name=self.name, **_tensor_splits(images, {k: y[i] for k, i in parts.items()}),
             input_shape=(1, 8, 8), num_classes=10, class_names=tuple(str(t) for t in raw.target_names),
-            augment="none", mean=mean, std=std)
+            augment="none", mean=mean, std=std, pixel_max=16.0)
 
 
 class Cifar10Source(DatasetSource):
@@ -326,7 +335,7 @@ class Cifar10Source(DatasetSource):
         labels = {k: y_all[i] for k, i in parts.items()} | {"test": y_test}
         return DatasetSplits(
             name=self.name, **_tensor_splits(images, labels), input_shape=(3, 32, 32),
-            num_classes=10, class_names=class_names, augment="crop_flip", mean=mean, std=std)
+            num_classes=10, class_names=class_names, augment="crop_flip", mean=mean, std=std, pixel_max=255.0)
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -236,13 +236,39 @@ def _render_model_card(record: dict[str, Any]) -> str:
               for i, s in enumerate(record["stages"])]
     lines += ["", "## Results", "", "| | |", "|---|---|"]
     lines += [f"| {label} | {_fmt(card.get(key))} |" for key, label in CARD_FIELDS]
-    known = {key for key, _ in CARD_FIELDS}
+    known = {key for key, _ in CARD_FIELDS} | {"input"}
     lines += [f"| {key} | {_fmt(card[key])} |" for key in sorted(card) if key not in known]
+    lines += _input_section(card.get("input"), (c, h, w))
     lines += ["", "## Files", ""]
     lines += [f"- `{name}`" for name in record["files"].values()]
+    files = record["files"].values()
     lines += ["", "## Loading", "", "```python", "import nas", "",
-              'model = nas.load_model("path/to/this/directory")  # QuadraNet, eval mode, CPU', "```", ""]
+              'model = nas.load_model("path/to/this/directory")  # QuadraNet, eval mode, CPU']
+    if FILES["torchscript"] in files:
+        lines += ["", "import torch", "",
+                  f'scripted = torch.jit.load("{FILES["torchscript"]}")  # logits = scripted(x)']
+    if FILES["onnx"] in files:
+        lines += ["", "import onnxruntime", "",
+                  f'session = onnxruntime.InferenceSession("{FILES["onnx"]}")',
+                  'logits = session.run(["logits"], {"images": x.numpy()})[0]  # any batch size']
+    lines += ["```", "", f"`x` is a float32 tensor of shape (batch, {c}, {h}, {w}), prepared as in *Input*.", ""]
     return "\n".join(lines)
+
+
+def _input_section(spec: Any, shape: tuple[int, int, int]) -> list[str]:
+    """The card's *Input* section: how raw pixels become the model's input."""
+    c, h, w = shape
+    lines = ["", "## Input", "", f"float32, NCHW, shape (batch, {c}, {h}, {w}); ONNX input `images`, output `logits`."]
+    if not isinstance(spec, dict):
+        return lines + ["The preprocessing was not recorded with this export: normalise as the model was trained."]
+    lines += ["", f"    {spec.get('normalise', '')}", "",
+              f"- mean per channel: `{json.dumps(spec.get('mean'))}`",
+              f"- std per channel: `{json.dumps(spec.get('std'))}`"]
+    if spec.get("pixel_max") is not None:
+        lines.append(f"- raw pixels run from 0 to {spec['pixel_max']:g}")
+    if spec.get("class_names"):
+        lines.append(f"- the logits follow the classes in this order: `{json.dumps(spec['class_names'])}`")
+    return lines
 
 
 def _plain_value(value: Any) -> Any:

@@ -622,7 +622,8 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
                 "latency_ms": p["measured"]["latency_ms"], "predicted_latency_ms": p["predicted"]["latency_ms"],
                 "peak_mem_mb": p["measured"]["peak_mem_mb"],
                 "predicted_peak_mem_mb": p["predicted"]["peak_mem_mb"], "device": fp.name,
-                "batch_size": cfg.batch_size, "budget": p["budget"]["label"], "dataset": cfg.dataset}
+                "batch_size": cfg.batch_size, "budget": p["budget"]["label"], "dataset": cfg.dataset,
+                "input": splits.input_spec()}
         export_model(supernet.extract(arch).eval(), arch, out / p["export_dir"], formats=cfg.formats, card=card)
     phases["export_s"] = time.perf_counter() - t
     _json_write(out / "picks.json", {"picks": picks, "smallest": smallest})

@@ -456,3 +456,20 @@ def test_unknown_dataset_lists_valid_names() -> None:
 def test_load_dataset_names_a_name_that_is_not_a_string():
     with pytest.raises(ValueError, match=r"unknown dataset \['digits'\]; valid names: .*digits"):
         load_dataset(["digits"])
+
+
+def test_input_spec_undoes_the_normalisation_from_raw_pixels():
+    from sklearn.datasets import load_digits
+
+    splits = load_dataset("digits", seed=0)
+    spec = splits.input_spec()
+    assert spec["normalise"] == "x[:, c] = (pixels[:, c] / 16 - mean[c]) / std[c]"
+    assert spec["shape"] == ["batch", 1, 8, 8] and spec["pixel_max"] == 16.0
+    # every training image is one of the raw digits, prepared as the spec says
+    raw = load_digits().images.astype(np.float64)
+    prepared = (raw / spec["pixel_max"] - spec["mean"][0]) / spec["std"][0]
+    train = splits.train.tensors[0][:, 0].double().numpy()
+    dist = ((train[:, None] - prepared[None]) ** 2).sum(axis=(2, 3)).min(axis=1)
+    assert dist.max() < 1e-8
+    synthetic = load_dataset("synthetic", seed=0).input_spec()
+    assert synthetic["pixel_max"] is None and synthetic["normalise"].startswith("x[:, c] = (x[:, c]")

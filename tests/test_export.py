@@ -181,7 +181,10 @@ def test_card_json_and_model_card(exported):
     text = files["model_card"].read_text()
     for needle in (arch.arch_id, arch.describe(), f"{count_params(net):,}", "| test accuracy | 0.9375 |",
                    "| validation accuracy | 0.9219 |", "| latency, measured (ms) | 12.5 |",
-                   "| latency, predicted (ms) | 11.25 |", "| peak memory (MB) | — |", "| batch size | 64 |"):
+                   "| latency, predicted (ms) | 11.25 |", "| peak memory (MB) | — |", "| batch size | 64 |",
+                   "float32, NCHW, shape (batch, 1, 8, 8); ONNX input `images`, output `logits`",
+                   "The preprocessing was not recorded with this export", 'torch.jit.load("model.pt")',
+                   'onnxruntime.InferenceSession("model.onnx")'):
         assert needle in text, needle
 
 

@@ -122,6 +122,32 @@ def test_exported_pick_round_trips_and_runs_in_onnxruntime(run):
         assert card["latency_ms"] == pytest.approx(p["measured"]["latency_ms"])
 
 
+def test_export_card_says_how_to_prepare_inputs_and_onnx_reproduces_the_test_accuracy(run):
+    """A deployer with only the export: raw pixels prepared as the card says, run in ONNX Runtime,
+    give the card's test accuracy (without the card's mean/std they would not)."""
+    import onnxruntime
+
+    pick = next(p for p in json.loads((run.run_dir / "picks.json").read_text())["picks"] if p["arch_id"])
+    d = run.run_dir / pick["export_dir"]
+    card = json.loads((d / "card.json").read_text())["card"]
+    spec = card["input"]
+    assert spec["layout"] == "NCHW" and spec["dtype"] == "float32" and spec["shape"] == ["batch", 1, 8, 8]
+    assert spec["pixel_max"] == 16.0 and len(spec["mean"]) == len(spec["std"]) == 1
+    assert spec["class_names"] == [str(i) for i in range(10)]
+    split = load_dataset("digits", seed=json.loads((run.run_dir / "config.json").read_text())["data_seed"])
+    x_norm, y = split.test.tensors
+    mean, std = spec["mean"][0], spec["std"][0]
+    pixels = ((x_norm * std + mean) * spec["pixel_max"]).double()  # what a camera would give: 0..16
+    assert torch.allclose(pixels, pixels.round(), atol=1e-3) and pixels.min() >= -1e-3 and pixels.max() <= 16 + 1e-3
+    prepared = ((pixels.round() / spec["pixel_max"] - mean) / std).float().numpy()  # the card's formula
+    session = onnxruntime.InferenceSession(str(d / "model.onnx"))
+    logits = session.run(["logits"], {"images": prepared})[0]
+    assert (logits.argmax(1) == y.numpy()).mean() == pytest.approx(card["test_acc"], abs=1e-9)
+    text = (d / "MODEL_CARD.md").read_text()
+    assert "## Input" in text and spec["normalise"] in text and json.dumps(spec["mean"]) in text
+    assert 'session.run(["logits"], {"images": x.numpy()})' in text and "torch.jit.load" in text
+
+
 def test_report_rebuilds_from_the_study_alone(run, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("supernet", "predictors", "exports"))
@@ -146,6 +172,9 @@ def test_export_command(run, tmp_path, capsys):
     assert (out / "model.onnx").is_file() and (out / "model.safetensors").is_file()
     assert not (out / "model.pt").exists()
     assert ArchConfig.from_json((out / "arch.json").read_text()).arch_id == arch_id
+    spec = json.loads((out / "card.json").read_text())["card"]["input"]  # the supernet's split's constants
+    assert spec == load_dataset("digits", seed=json.loads((run.run_dir / "config.json").read_text())["data_seed"]
+                                ).input_spec()
     # again into the same directory: refused, nothing changed
     stamp = (out / "model.onnx").stat().st_mtime_ns
     assert main(["export", "--run", str(run.run_dir), "--arch-id", arch_id, "--out", str(out)]) == 2
