@@ -143,7 +143,8 @@ def _cmd_supernet_eval(args: argparse.Namespace) -> int:
     check_device(args.device, name="--device", available=True)
     supernet, run_config = load_supernet(args.checkpoint)
     arch = load_arch(args.arch, supernet.space)
-    splits = load_dataset(run_config["dataset"], seed=run_config["seed"], data_dir=run_config.get("data_dir"))
+    data_dir = args.data_dir if args.data_dir is not None else run_config.get("data_dir")
+    splits = load_dataset(run_config["dataset"], seed=run_config["seed"], data_dir=data_dir)
     loss, acc = evaluate_arch(supernet, arch, splits.val, device=args.device)
     print(f"arch {arch.arch_id} ({arch.describe()}): inherited val_acc={100 * acc:.2f}% val_loss={loss:.4f} "
           f"on {run_config['dataset']} ({len(splits.val)} images)")
@@ -426,7 +427,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from nas.export_run import export_from_run
 
     written = export_from_run(args.run, arch_id=args.arch_id, arch_file=args.arch, formats=args.format,
-                              out=args.out, overwrite=args.overwrite)
+                              out=args.out, overwrite=args.overwrite, data_dir=args.data_dir)
     for name, path in written.items():
         print(f"{name}: {path}")
     return 0
@@ -448,7 +449,8 @@ def _cmd_bench_search(args: argparse.Namespace) -> int:
     config = SearchBenchConfig(space=args.space, trials=args.trials, seeds=args.seeds, sampler=args.sampler,
                                population_size=args.population_size,
                                supernet=args.supernet, predictors=args.predictors, force=args.force,
-                               supernet_epochs=args.supernet_epochs, profile_n=args.profile_n, seed=args.seed)
+                               supernet_epochs=args.supernet_epochs, profile_n=args.profile_n, seed=args.seed,
+                               data_dir=args.data_dir)
     out = args.out or f"results/bench-search-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     record = run_search_bench(config, out=out, progress=not args.no_progress)
     if args.json:
@@ -586,6 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="supernet run directory")
     p.add_argument("--arch", required=True, help="architecture JSON file")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--data-dir", default=None, help="where the dataset lies now (default: where the supernet "
+                                                     "was trained from)")
     p.set_defaults(func=_cmd_supernet_eval)
 
     p = sub.add_parser("profile", help="measure sampled architectures of a space on a device (resumable CSV table)")
@@ -647,6 +651,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="safetensors,torchscript,onnx", help="comma-separated formats")
     p.add_argument("--out", default=None, help="export directory (default: RUN/exports/ARCH_ID)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    p.add_argument("--data-dir", default=None, help="where the dataset lies now, for the test accuracy "
+                                                     "(default: where the supernet was trained from)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("report", help="regenerate a search run's plots and report from its study and tables")
@@ -726,6 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--supernet-epochs", type=int, default=30)
     p.add_argument("--profile-n", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="dataset directory (CIFAR-10 for cifar10-m)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="run directory (default: results/bench-search-SPACE-TIME)")
     p.add_argument("--no-progress", action="store_true")

@@ -70,11 +70,13 @@ def _check_target(target: Path, run: Path, cfg: dict[str, Any], arch_id: str) ->
 
 def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: str | Path | None = None,
                     formats: str | Sequence[str] | None = None, out: str | Path | None = None,
-                    overwrite: bool = False) -> dict[str, Path]:
+                    overwrite: bool = False, data_dir: str | Path | None = None) -> dict[str, Path]:
     """Export ``arch_id`` (or the architecture in ``arch_file``) of search run ``run`` into ``out``
     (default ``RUN/exports/ARCH_ID``). An ``out`` that is, contains or lies among the run's records
     is refused (``ValueError``), and so is an occupied one unless ``overwrite`` and it holds a
-    previous export (``FileExistsError``), all before the supernet is loaded."""
+    previous export (``FileExistsError``), all before the supernet is loaded. The test accuracy
+    is measured on the supernet's split of its dataset, read from ``data_dir`` if given (the data
+    moved since), else from the directory its record names."""
     if (arch_id is None) == (arch_file is None):
         raise ValueError("give exactly one of arch_id and arch_file")
     fmts = parse_formats(formats)
@@ -99,7 +101,8 @@ def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: s
     _check_target(target, run, cfg, arch.arch_id)
     check_out_dir(target, overwrite=overwrite)  # now, not only after the test set is evaluated
     supernet, sn_config = load_supernet(cfg.get("supernet") or run / "supernet")
-    splits = load_dataset(sn_config["dataset"], seed=sn_config["seed"], data_dir=sn_config.get("data_dir"))
+    splits = load_dataset(sn_config["dataset"], seed=sn_config["seed"],
+                          data_dir=data_dir if data_dir is not None else sn_config.get("data_dir"))
     _, test_acc = evaluate_arch(supernet, arch, splits.test)
     card: dict[str, Any] = {"test_acc": test_acc, "dataset": sn_config["dataset"], "device": cfg.get("device_name"),
                             "batch_size": cfg.get("batch_size"), "input": splits.input_spec()}

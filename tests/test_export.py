@@ -633,3 +633,28 @@ def test_nas_export_of_a_supernet_directory_says_it_is_not_a_search_run(fake_run
     err = capsys.readouterr().err
     assert "is not a nas-search run directory" in err and "nas report" not in err
     assert not out.exists()
+
+
+def test_export_and_supernet_eval_read_the_dataset_from_data_dir(fake_run, tmp_path, monkeypatch, capsys):
+    """Data moved since the supernet was trained: --data-dir says where it lies now (the record's
+    directory otherwise)."""
+    import nas.data
+    import nas.export_run
+
+    real = nas.data.load_dataset
+    seen = []
+
+    def recording(name, *, seed=0, data_dir=None, **kw):
+        seen.append(data_dir)
+        return real(name, seed=seed, **kw)  # digits reads no files
+    monkeypatch.setattr(nas.export_run, "load_dataset", recording)
+    monkeypatch.setattr(nas.data, "load_dataset", recording)
+    moved = tmp_path / "moved-data"
+    assert _export(fake_run, "--out", str(tmp_path / "e1"), "--data-dir", str(moved)) == 0
+    assert _export(fake_run, "--out", str(tmp_path / "e2")) == 0
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(ARCHS["min"].to_json())
+    assert main(["supernet", "eval", "--checkpoint", str(fake_run / "supernet"), "--arch", str(arch_file),
+                 "--data-dir", str(moved)]) == 0
+    assert "inherited val_acc=" in capsys.readouterr().out
+    assert seen == [str(moved), None, str(moved)]

@@ -586,3 +586,14 @@ def test_a_reused_supernet_brings_its_own_data_split(run, tmp_path):
         if pick["measured"]:
             arch = ArchConfig.from_dict(pick["arch"])
             assert pick["measured"]["test_acc"] == pytest.approx(evaluate_arch(supernet, arch, split0.test)[1])
+
+
+def test_bench_search_takes_data_dir_and_checks_the_data_before_writing(tmp_path, capsys):
+    from nas.bench.search import SearchBenchConfig
+
+    assert SearchBenchConfig(space="cifar10-m", data_dir="/data/cifar").data_dir == "/data/cifar"
+    out = tmp_path / "bench"
+    assert main(["bench", "search", "--space", "cifar10-m", "--data-dir", str(tmp_path / "none"), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert f"--data-dir {tmp_path / 'none'} does not exist" in capsys.readouterr().err
+    assert not out.exists()

@@ -36,11 +36,13 @@ import optuna
 from nas.data import load_dataset
 from nas.pareto import hypervolume, normalize, to_minimization
 from nas.scoring import ArchScorer
-from nas.search import SearchConfig, obtain_predictors, obtain_supernet, search_budgets
+from nas.search import SearchConfig, data_seed, obtain_predictors, obtain_supernet, search_budgets
+from nas.supernet_train import check_data
 from nas.study import (SAMPLERS, VALUE_COLUMNS, check_population, create_sampler, directions, open_study,
                        parse_objectives, problem_record, run_trials, trials_frame)
 from profilers.fingerprint import device_fingerprint
 from search_spaces.layers import check_positive_int
+from search_spaces.space import create_space
 
 __all__ = ["SearchBenchConfig", "run_search_bench", "study_hypervolumes"]
 
@@ -58,6 +60,7 @@ class SearchBenchConfig:
     supernet_epochs: int = 30
     profile_n: int = 60
     seed: int = 0
+    data_dir: str | None = None  # for a space whose dataset is read from files (cifar10-m)
 
     def __post_init__(self) -> None:
         check_positive_int("trials", self.trials)
@@ -97,10 +100,12 @@ def _one_study(scorer, space, budgets, objectives, problem, sampler: str, seed: 
 def run_search_bench(config: SearchBenchConfig, *, out: str | Path, progress: bool = True) -> dict[str, Any]:
     t_start = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = SearchConfig(space=config.space, supernet=config.supernet, predictors=config.predictors,
                        force=config.force, supernet_epochs=config.supernet_epochs, profile_n=config.profile_n,
-                       profile_passes=1, seed=config.seed, out=str(out)).resolved()
+                       profile_passes=1, seed=config.seed, out=str(out), data_dir=config.data_dir).resolved()
+    splits = load_dataset(cfg.dataset, seed=data_seed(cfg), data_dir=cfg.data_dir)  # the supernet's split
+    check_data(create_space(cfg.space), splits)  # bad data: said before out is made
+    out.mkdir(parents=True, exist_ok=True)
     fp = device_fingerprint(cfg.device, threads=cfg.threads)
     reused = cfg.predictors is not None  # reused predictors are checked before a supernet trains
     preds = obtain_predictors(cfg, out, fp.to_dict(), progress) if reused else None
@@ -108,7 +113,6 @@ def run_search_bench(config: SearchBenchConfig, *, out: str | Path, progress: bo
     if preds is None:
         preds = obtain_predictors(cfg, out, fp.to_dict(), progress)
     budgets = search_budgets(cfg, preds)
-    splits = load_dataset(cfg.dataset, seed=cfg.seed)
     objectives = parse_objectives(None)
     problem = problem_record(space=cfg.space, objectives=objectives, batch_size=cfg.batch_size, budgets=budgets,
                              dataset=cfg.dataset, fingerprint_id=fp.fingerprint_id)
