@@ -37,6 +37,7 @@ import pickle
 import platform
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,7 +47,7 @@ import sklearn
 
 from predictors.features import arch_features, feature_names
 from predictors.metrics import prediction_metrics, rmspe
-from predictors.models import MODELS, Samples, create_model
+from predictors.models import MODELS, ClampedCostWarning, Samples, create_model
 from predictors.table import PROFILE_COLUMNS, TARGETS, aggregate_profiles
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int, plain_int
@@ -216,7 +217,9 @@ class Predictor:
             train = np.concatenate([f for j, f in enumerate(folds) if j != k])
             try:
                 model = create_model(name, seed=self.seed).fit(samples.subset(train), y[train])
-                pred[test] = model.predict(samples.subset(test))
+                with warnings.catch_warnings():  # a clamped fold prediction shows in the score, not as a warning
+                    warnings.simplefilter("ignore", ClampedCostWarning)
+                    pred[test] = model.predict(samples.subset(test))
             except ValueError:  # e.g. a batch size only in the held-out fold
                 return float("inf")
         return rmspe(pred, y)

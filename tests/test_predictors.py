@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.linear_model import LinearRegression
 from torch.utils.flop_counter import FlopCounterMode
 
 from predictors import (
@@ -46,7 +47,7 @@ from predictors import (
     rmspe,
     within_pct,
 )
-from predictors.models import ForestModel, LookupModel, _lookup_keys
+from predictors.models import ClampedCostWarning, CostModel, FlopsModel, ForestModel, LookupModel, _lookup_keys
 from profilers.fingerprint import DeviceFingerprint
 from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.networks import QuadraNet, count_params
@@ -438,8 +439,9 @@ def test_flops_model_recovers_one_line_per_batch_size():
     y = np.array([lines[b][0] * f + lines[b][1] for b, f in zip(batches, samples.features["macs"])])
     model = create_model("flops").fit(samples, y)
     for b, (a, c) in lines.items():
-        assert model.per_batch[b].coef_[0] == pytest.approx(a, rel=1e-9)
-        assert model.per_batch[b].intercept_ == pytest.approx(c, rel=1e-9)
+        fitted_a, fitted_c = model.per_batch[b]  # (slope, intercept)
+        assert fitted_a == pytest.approx(a, rel=1e-9)
+        assert fitted_c == pytest.approx(c, rel=1e-9)
     held = _archs("digits-s", 8, seed=850, exclude={a.arch_id for a in archs})
     for b, (a, c) in lines.items():
         s = _samples(held, [b] * len(held))
@@ -448,18 +450,80 @@ def test_flops_model_recovers_one_line_per_batch_size():
         model.predict(_samples(held, [2] * len(held)))
 
 
-def test_predictions_are_clamped_positive():
+def test_flops_line_is_never_below_a_non_negative_fixed_cost():
     space = create_space("digits-s")
     small, big = space.min_arch(), space.max_arch()
     mid = _archs("digits-s", 1, seed=900)[0]
     samples = _samples([small, mid], [1, 1])
     m_small, m_mid = samples.features["macs"]
     assert m_small < m_mid
-    model = create_model("flops").fit(samples, [2.0, 1.0])  # a falling line through both points
+    # Falling costs: the unconstrained line through both points goes below 0 at the largest network;
+    # a cost does not fall as compute grows, so the slope stops at 0: the mean, everywhere.
     m_big = arch_features(big, 1)["macs"]
-    line = 2.0 + (m_big - m_small) * (1.0 - 2.0) / (m_mid - m_small)
-    assert line < 0
-    assert model.predict(_samples([big], [1]))[0] == 1e-6
+    assert 2.0 + (m_big - m_small) * (1.0 - 2.0) / (m_mid - m_small) < 0
+    model = create_model("flops").fit(samples, [2.0, 1.0])
+    assert model.per_batch[1] == pytest.approx((0.0, 1.5), rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model.predict(_samples([big], [1]))[0] == pytest.approx(1.5, rel=1e-12)
+    # Costs on a line with a negative intercept, profiled only on the larger networks: the free fit
+    # (as before) extrapolates to <= 0 for the smallest network; the constrained one stays >= b >= 0.
+    archs = _archs("digits-s", 40, seed=910)
+    macs = np.array([arch_features(a, 1)["macs"] for a in archs])
+    m_small = arch_features(small, 1)["macs"]
+    big_half = [a for a, m in zip(archs, macs) if m >= np.median(macs)]
+    train = _samples(big_half, [1] * len(big_half))
+    m_lo = 0.9 * train.features["macs"].min()
+    assert m_small < m_lo
+    y = 1e-6 * (train.features["macs"].to_numpy() - m_lo) + 0.01
+    free = LinearRegression().fit(train.features[["macs"]].to_numpy(), y)
+    assert free.intercept_ < 0 and free.predict([[m_small]])[0] <= 0
+    model = create_model("flops").fit(train, y)
+    a, b = model.per_batch[1]
+    assert a > 0 and b >= 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred = model.predict(_samples([small] + archs, [1] * (len(archs) + 1)))
+    assert np.all(pred >= b) and np.all(pred > 1e-6)
+
+
+class _FixedCost(CostModel):
+    """A stub whose raw predictions are given: what the clamp sees."""
+
+    name = "fixed"
+    description = "test stub"
+
+    def __init__(self, raw):
+        super().__init__()
+        self.raw = np.asarray(raw, dtype=float)
+
+    def _fit(self, samples, y):
+        pass
+
+    def _predict(self, samples):
+        return self.raw[: len(samples)]
+
+
+def test_non_positive_predictions_are_clamped_and_reported():
+    samples = _samples(_archs("digits-s", 3, seed=920), [1, 1, 1])
+    model = _FixedCost([-2.0, 0.0, 3.5]).fit(samples, [1.0, 1.0, 1.0])
+    with pytest.warns(ClampedCostWarning, match=r"fixed cost model predicted a non-positive cost .* clamped to 1e-06.*"
+                                            r"not as meeting a budget"):
+        pred = model.predict(samples)
+    assert list(pred) == [1e-6, 1e-6, 3.5]
+    assert issubclass(ClampedCostWarning, RuntimeWarning)
+    model.raw = np.array([0.5, 1e-3, 3.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # positive predictions pass as they are, silently
+        assert list(model.predict(samples)) == [0.5, 1e-3, 3.5]
+    # The tree models clamp their linear part (its log is an input) and report it under their name.
+    archs = _archs("digits-s", 30, seed=930)
+    fit_samples = _samples(archs, [1] * len(archs))
+    gbt = create_model("gbt").fit(fit_samples, [_latency_true(arch_features(a, 1)) for a in archs])
+    gbt.base = _FixedCost([-2.0, 0.0, 3.5]).fit(samples, [1.0, 1.0, 1.0])
+    with pytest.warns(ClampedCostWarning, match="the linear part of the gbt cost model predicted a non-positive"):
+        pred = gbt.predict(samples)
+    assert np.all(np.isfinite(pred)) and np.all(pred > 0)
 
 
 def _restricted_archs(n: int, seed: int) -> list[ArchConfig]:
@@ -514,6 +578,130 @@ def test_lookup_model_fits_an_additive_table():
     assert all(v >= 0 for k, v in table[1].items() if k != "const")
     with pytest.raises(ValueError, match=r"batch sizes \[1, 2\]"):
         model.predict(_samples(held[:1], [8]))
+
+
+def _lookup_design(archs, columns) -> np.ndarray:
+    index = {c: j for j, c in enumerate(columns)}
+    x = np.zeros((len(archs), len(columns)))
+    for r, a in enumerate(archs):
+        for k in _lookup_keys(a):
+            if k in index:
+                x[r, index[k]] += 1.0
+    return x
+
+
+def _free_intercept_lookup(archs, y) -> tuple[list[str], LinearRegression]:
+    """The lookup fit as it was: non-negative entries, but scikit-learn's free intercept."""
+    columns = sorted({k for a in archs for k in _lookup_keys(a)})
+    return columns, LinearRegression(positive=True).fit(_lookup_design(archs, columns), y)
+
+
+def test_lookup_constant_is_non_negative_where_a_free_intercept_went_negative():
+    """Few noisy profiles (8 networks, fewer than the table's entries), as a first search run has:
+    left free, the intercept comes out negative and small networks are predicted at <= 0 ms.
+    With the constant inside the non-negative fit every prediction is at least c >= 0 — and the
+    least-norm table puts the shared cost in c, so no network is predicted free."""
+    train = _archs("cifar10-m", 8, seed=1400)
+    rng = np.random.default_rng(14)
+    y = np.array([_latency_true(arch_features(a, 1)) for a in train]) * np.exp(0.3 * rng.standard_normal(8))
+    held = _archs("cifar10-m", 300, seed=1450, exclude={a.arch_id for a in train})
+    # The construction reproduces the defect: the old fit's intercept is negative and it
+    # predicts <= 0 for some held-out networks (measured: -9.2, 56 of 300).
+    columns, free = _free_intercept_lookup(train, y)
+    assert free.intercept_ < -1.0
+    assert np.sum(free.predict(_lookup_design(held, columns)) <= 0) >= 10
+    model = create_model("lookup").fit(_samples(train, [1] * 8), y)
+    table = model.table()[1]
+    assert table["const"] > 0 and all(v >= 0 for v in table.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no clamp, no warning
+        pred = model.predict(_samples(held, [1] * len(held)))
+        fit = model.predict(_samples(train, [1] * 8))
+    assert np.all(pred >= table["const"]) and np.all(pred > 1e-6)
+    np.testing.assert_allclose(fit, y, rtol=1e-6)  # 8 networks, more entries: it still fits them
+    truth = np.array([_latency_true(arch_features(a, 1)) for a in held])
+    assert rmspe(pred, truth) < 60.0  # measured: 37 % (the free fit, clamped: 66 %)
+
+
+# The latency predictor of the audited CIFAR-10 search (srch_c10, 8 networks profiled on a 2-core
+# CPU, latency at the reference speed, ms), copied: stages as (width, [(kernel, mlp_ratio, order)]).
+_AUDIT_C10 = [
+    ([(32, [(3, 2, 1)]), (64, [(5, 4, 2), (5, 3, 2)]), (96, [(3, 2, 1), (7, 2, 1), (3, 4, 1), (7, 3, 1)]),
+      (192, [(7, 4, 2)])], 172.150),
+    ([(32, [(3, 4, 1), (5, 3, 1)]), (32, [(3, 4, 1), (5, 3, 1)]), (96, [(3, 4, 1), (5, 2, 2)]), (128, [(3, 4, 1)])],
+     138.425),
+    ([(24, [(7, 4, 1)]), (32, [(3, 3, 2)]), (96, [(3, 3, 2), (3, 3, 2)]), (192, [(3, 4, 1), (3, 3, 2)])], 215.744),
+    ([(16, [(3, 2, 1)]), (32, [(3, 2, 1)]), (64, [(3, 2, 1), (3, 2, 1)]), (128, [(3, 2, 1)])], 70.051),
+    ([(32, [(7, 4, 2)] * 2), (64, [(7, 4, 2)] * 2), (128, [(7, 4, 2)] * 4), (256, [(7, 4, 2)] * 2)], 192.350),
+    ([(32, [(3, 4, 1), (5, 2, 2)]), (32, [(5, 3, 2), (3, 4, 1)]), (96, [(5, 3, 1), (3, 3, 1)]), (256, [(3, 3, 2)])],
+     126.602),
+    ([(16, [(3, 2, 1)]), (32, [(3, 2, 1)]), (64, [(3, 2, 1), (3, 2, 1)]), (256, [(3, 3, 1)])], 20.624),
+    ([(16, [(3, 2, 1)]), (32, [(3, 2, 2)]), (64, [(3, 2, 2), (3, 2, 1)]), (256, [(3, 3, 1)])], 119.162),
+]
+# The network its search picked at a predicted 0.0000 ms (b07c929c6f01; measured 8.87 ms).
+_AUDIT_B07 = [(16, [(3, 2, 1), (7, 2, 1)]), (48, [(5, 2, 2)]), (64, [(7, 3, 1), (3, 2, 1)]),
+              (192, [(7, 3, 1), (3, 4, 2)])]
+
+
+def _c10(stages) -> ArchConfig:
+    arch = ArchConfig(space="cifar10-m", stages=tuple(
+        StageArch(width=w, blocks=tuple(BlockArch(kernel_size=k, mlp_ratio=r, order=o) for k, r, o in blocks))
+        for w, blocks in stages))
+    return create_space("cifar10-m").validate(arch)
+
+
+def test_lookup_on_the_audited_table_predicts_no_free_network():
+    train = [_c10(stages) for stages, _ in _AUDIT_C10]
+    y = np.array([ms for _, ms in _AUDIT_C10])
+    b07 = _c10(_AUDIT_B07)
+    assert b07.arch_id == "b07c929c6f01"
+    columns, free = _free_intercept_lookup(train, y)  # as the audited artifact was fitted
+    assert free.intercept_ == pytest.approx(-27.62, abs=0.01)
+    assert free.predict(_lookup_design([b07], columns))[0] < 0  # clamped to 1e-6: "0.0000 ms"
+    model = create_model("lookup").fit(_samples(train, [1] * len(train)), y)
+    const = model.table()[1]["const"]
+    assert const == pytest.approx(y.min(), rel=1e-6)  # the cost every profile shares, at least
+    others = _archs("cifar10-m", 200, seed=1500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred_b07 = model.predict(_samples([b07], [1]))[0]
+        pred = model.predict(_samples(others, [1] * len(others)))
+        fit = model.predict(_samples(train, [1] * len(train)))
+    assert pred_b07 > const  # measured: 63.8 ms at the reference speed
+    assert np.all(pred >= const)
+    np.testing.assert_allclose(fit, y, rtol=1e-6)
+
+
+def _legacy_pickle(model: CostModel, per_batch: dict) -> CostModel:
+    """A model as artifacts written before the constrained fits hold it, through a pickle."""
+    model.per_batch, model.fitted = per_batch, True
+    return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def test_models_pickled_before_the_constrained_fits_still_predict_as_they_did():
+    train = [_c10(stages) for stages, _ in _AUDIT_C10]
+    y = np.array([ms for _, ms in _AUDIT_C10])
+    b07 = _c10(_AUDIT_B07)
+    held = train[:3] + [b07]
+    columns, free = _free_intercept_lookup(train, y)
+    lookup = _legacy_pickle(LookupModel(), {1: (columns, free)})
+    raw = free.predict(_lookup_design(held, columns))
+    with pytest.warns(RuntimeWarning) as caught:
+        pred = lookup.predict(_samples(held, [1] * len(held)))
+    np.testing.assert_allclose(pred, np.maximum(raw, 1e-6), rtol=1e-12)
+    assert pred[-1] == 1e-6
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "refit" in messages and "clamped to 1e-06" in messages
+    table = lookup.table()[1]
+    assert table["const"] == pytest.approx(free.intercept_) and set(table) == set(columns) | {"const"}
+    # A legacy flops line (scikit-learn's LinearRegression on [[macs]]) predicts as it did.
+    samples = _samples(train, [1] * len(train))
+    line = LinearRegression().fit(samples.features[["macs"]].to_numpy(), y)
+    flops = _legacy_pickle(FlopsModel(), {1: line})
+    hs = _samples(held, [1] * len(held))
+    expected = line.predict(hs.features[["macs"]].to_numpy())
+    assert np.all(expected > 0)
+    np.testing.assert_allclose(flops.predict(hs), expected, rtol=1e-12)
 
 
 def test_linear_model_recovers_a_linear_function():
