@@ -13,11 +13,16 @@ that is what lets the same code run under ``torchrun`` with ``DistributedDataPar
 unused). It holds the activations of all subnets of a step at once.
 
 Run directory: ``config.json``, ``checkpoint.pt`` (latest; supernet, optimizer, schedule,
-RNG state, counters, history — written atomically every ``checkpoint_every`` steps and at
-each epoch end), ``history.csv``, and at the end ``supernet.safetensors`` and
-``train_log.json`` (inherited accuracies of the largest and smallest subnets, time, the
-weight digest of every rank). ``resume`` continues from the checkpoint with the same recipe
-(only the device and ``checkpoint_every`` may change) and keeps ``config.json``.
+RNG state, counters, history, training time so far — written every ``checkpoint_every`` steps
+and at each epoch end), ``history.csv`` (rewritten at each epoch end and at the end, from the
+checkpoint's history), and at the end ``train_log.json`` (inherited accuracies of the largest
+and smallest subnets, training time in all sessions (``seconds``) and in this one
+(``seconds_this_session``), the weight digest of every rank) and last ``supernet.safetensors``.
+Every file is written atomically (temporary file + rename). ``resume`` continues from the
+checkpoint with the same recipe (only the device and ``checkpoint_every`` may change) and keeps
+``config.json``; a resume of a finished run rewrites ``history.csv``, ``train_log.json`` and the
+weights. Temporary files left by a killed writer are ignored and removed; one that a live
+process on this host is writing makes the run refuse to start (another run is using it).
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
 from nas.augment import augment_batch
-from nas.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from nas.checkpoint import (
+    TempFile, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint, temp_files, write_atomic,
+)
 from nas.data import DatasetSplits, load_dataset
 from nas.distributed import DistContext, cleanup_distributed, init_distributed, weights_digest
-from nas.run_dir import check_new_run_dir, read_run_config, setting_changes
+from nas.run_dir import check_new_run_dir, read_run_config, setting_changes, write_text_atomic
 from nas.train import Trainer, TrainConfig, evaluate, set_seed, soft_cross_entropy
 from search_spaces.arch import ArchConfig
 from search_spaces.elastic import QuadraSupernet
@@ -56,6 +63,8 @@ __all__ = [
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "supernet.safetensors"
+# The files a run writes (each atomically: a kill mid-write leaves a temporary file beside it).
+_RUN_FILES = ("config.json", CHECKPOINT, "history.csv", "train_log.json", WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -140,12 +149,37 @@ def check_data(space: SearchSpace, splits: DatasetSplits) -> None:
 
 
 def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """``history.csv``, one row per finished epoch, written atomically."""
     if not history:
         return
-    with open(run_dir / "history.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+
+    write_atomic(run_dir / "history.csv", write)
+
+
+def _stale_temp_files(out: Path) -> list[TempFile]:
+    """The temporary files in ``out`` that killed writers of the run's files left; raise
+    ``FileExistsError`` if a live process of this host is writing one (a run is going on there)."""
+    found = temp_files(out, _RUN_FILES)
+    for t in found:
+        if t.alive:
+            raise FileExistsError(f"{t.path} is being written by process {t.pid}: another run is using {out}; "
+                                  f"wait for it to end (or stop it), or choose another --out")
+    return found
+
+
+def _run_entries(out: Path) -> list[str] | None:
+    """The names in run directory ``out`` without killed writers' temporary files (``None`` when
+    ``out`` is not a directory); raises as :func:`_stale_temp_files` does."""
+    if not out.is_dir():
+        return None
+    stale = {t.path.name for t in _stale_temp_files(out)}
+    return sorted(p.name for p in out.iterdir() if p.name not in stale)
 
 
 # May differ on resume: where it runs and how often it saves.
@@ -170,15 +204,19 @@ def _prepare(out: Path, resume: bool, run_config: dict[str, Any]) -> dict[str, A
     """Check the run directory (every rank); return the checkpoint to resume from, if any.
 
     A run stopped before its first checkpoint left only ``config.json``: nothing was trained,
-    so ``resume`` starts it over (with the same settings)."""
+    so ``resume`` starts it over (with the same settings). The temporary files of writers killed
+    mid-write (of the first checkpoint, say) do not count: the main rank removes them."""
+    entries = _run_entries(out)
     if resume:
-        if not (out / CHECKPOINT).exists() and out.is_dir() and [p.name for p in out.iterdir()] == ["config.json"]:
+        if entries == ["config.json"]:
             stored = read_run_config(out, kind="train-supernet")
             _check_same_run(stored, run_config, out / "config.json")
             return None
         state = load_checkpoint(out / CHECKPOINT, required=("supernet", "trainer", "rng", "config", "running"))
         _check_same_run(state["config"], run_config, out / CHECKPOINT)
         return state
+    if entries == []:  # nothing but what killed writers left
+        return None
     check_new_run_dir(out, hint="pass --resume to continue it or choose another --out")
     return None
 
@@ -214,9 +252,13 @@ def train_supernet(
 def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progress, on_step) -> SupernetResult:
     tc = config.train
     device = torch.device(ctx.device)
+    if ctx.is_main:  # every rank has ignored these (and refused a live writer's) in _prepare
+        for t in temp_files(out, _RUN_FILES):
+            if not t.alive:
+                t.path.unlink(missing_ok=True)
     if ctx.is_main and state is None:  # a resume keeps the record of the recipe it continues
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({**run_config, "world_size": ctx.world_size}, indent=2))
+        write_text_atomic(out / "config.json", json.dumps({**run_config, "world_size": ctx.world_size}, indent=2))
     set_seed(tc.seed)
     supernet = QuadraSupernet(sp).to(device)
     sandwich = SandwichLoss(supernet, label_smoothing=tc.label_smoothing, distill=config.distill)
@@ -232,6 +274,7 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
     history: list[dict[str, Any]] = []
     epoch, done_in_epoch, step = 1, 0, 0
     running = {"loss_sum": 0.0, "n_steps": 0}  # the epoch in progress, kept across a resume
+    seconds_before = 0.0  # training time of the earlier sessions, up to their last checkpoint
     if state is not None:
         supernet.load_state_dict(state["supernet"])
         trainer.load_state_dict(state["trainer"])
@@ -239,6 +282,8 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
         history = list(state["history"])
         epoch, done_in_epoch, step = state["epoch"], state["batches_done"], state["global_step"]
         running = dict(state["running"])
+        # a checkpoint from before "seconds" was kept: at least its finished epochs' time
+        seconds_before = float(state.get("seconds", sum(row.get("seconds", 0.0) for row in history)))
         if done_in_epoch >= len(loader):
             epoch, done_in_epoch = epoch + 1, 0
 
@@ -248,6 +293,7 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
                 "kind": "quadranas-supernet", "config": run_config, "supernet": supernet.state_dict(),
                 "trainer": trainer.state_dict(), "rng": capture_rng_state(), "epoch": ep,
                 "batches_done": batches_done, "global_step": step, "history": history, "running": running,
+                "seconds": seconds_before + time.perf_counter() - t_start,
             })
         ctx.barrier()
 
@@ -294,12 +340,17 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
     if len(set(digests)) != 1:
         raise RuntimeError(f"ranks ended with different supernet weights: {digests}")
     last = history[-1]  # evaluated on these final weights at the end of the last epoch
+    session = time.perf_counter() - t_start
     log = {"space": sp.name, "steps": step, "epochs": tc.epochs, "world_size": ctx.world_size,
            "val_acc_max": last["val_acc_max"], "val_acc_min": last["val_acc_min"],
-           "seconds_this_session": time.perf_counter() - t_start, "rank_weight_digests": digests}
+           "seconds": seconds_before + session, "seconds_this_session": session, "rank_weight_digests": digests}
     if ctx.is_main:
-        save_file({k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()}, str(out / WEIGHTS))
-        (out / "train_log.json").write_text(json.dumps(log, indent=2))
+        # Also when a resume found the run finished: a kill after the last checkpoint may have cut
+        # these short. The weights come last: their file marks the run finished (finished_supernet).
+        _write_history(out, history)
+        write_text_atomic(out / "train_log.json", json.dumps(log, indent=2))
+        weights = {k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()}
+        write_atomic(out / WEIGHTS, lambda tmp: save_file(weights, str(tmp)))
     ctx.barrier()
     del model, trainer  # the DDP wrapper holds the process group: free it before the group is destroyed
     return SupernetResult(supernet=supernet, run_dir=out, history=history, log=log, is_main=ctx.is_main)
@@ -309,12 +360,13 @@ def finished_supernet(*, space: str, dataset: str, config: SupernetConfig, out: 
                       data_dir: str | Path | None = None, progress: bool = True) -> QuadraSupernet:
     """The supernet of run directory ``out`` in eval mode: loaded when its training finished,
     else trained — resumed when ``out`` already holds part of a run (a checkpoint, or only the
-    ``config.json`` of a run stopped before its first checkpoint)."""
+    ``config.json`` of a run stopped before its first checkpoint; killed writers' temporary files
+    do not count)."""
     out = Path(out)
     if (out / "supernet.safetensors").is_file():
         return load_supernet(out)[0]
     result = train_supernet(space=space, dataset=dataset, config=config, out=out, data_dir=data_dir,
-                            resume=out.is_dir() and any(out.iterdir()), progress=progress)
+                            resume=bool(_run_entries(out)), progress=progress)
     return result.supernet.eval()
 
 

@@ -570,6 +570,192 @@ def test_space_and_dataset_shape_mismatch(tmp_path):
     assert not out.exists()
 
 
+# ---- a kill mid-write: temporary files, history.csv, train_log.json -------------------------------
+# A SIGKILL while a file is written leaves its temporary file (``.NAME.tmp-PID`` or
+# ``.NAME.PID-THREAD.tmp``) or, before the end's writes, a history.csv without the last epoch:
+# made here by hand, with the PID of a process that has exited.
+
+SMALL_CFG = SupernetConfig(train=TrainConfig(epochs=1, batch_size=256), n_random=0)
+RUN_FILES = ["checkpoint.pt", "config.json", "history.csv", "supernet.safetensors", "train_log.json"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@contextlib.contextmanager
+def _live_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small") / "run"
+    return train_supernet(space=SPACE, dataset=DATASET, config=SMALL_CFG, out=out, progress=False)
+
+
+def _killed_in_first_checkpoint(small_run, out: Path, pid: int) -> Path:
+    """What a kill while the first checkpoint is written leaves: config.json and an empty temp file."""
+    out.mkdir()
+    shutil.copy(small_run.run_dir / "config.json", out / "config.json")
+    tmp = out / f".checkpoint.pt.tmp-{pid}"
+    tmp.write_bytes(b"")
+    return tmp
+
+
+@pytest.mark.parametrize("how", ["resume", "finished_supernet"])
+@pytest.mark.parametrize("writer", ["exited", "pid-now-this-process"])
+def test_killed_first_checkpoint_write_starts_the_run_over(small_run, tmp_path, how, writer):
+    out = tmp_path / "run"
+    tmp = _killed_in_first_checkpoint(small_run, out, _dead_pid() if writer == "exited" else os.getpid())
+    before = _files(out)
+    with pytest.raises(FileExistsError, match="already holds files; pass --resume"):  # as with config.json alone
+        _train(out, config=SMALL_CFG)
+    assert _files(out) == before
+    if how == "resume":
+        result = _train(out, config=SMALL_CFG, resume=True)
+    else:
+        result = supernet_train.finished_supernet(space=SPACE, dataset=DATASET, config=SMALL_CFG, out=out,
+                                                  progress=False)
+    assert not tmp.exists()
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    supernet = result if how == "finished_supernet" else result.supernet
+    assert weights_digest(supernet) == weights_digest(small_run.supernet)
+    assert (out / "config.json").read_bytes() == (small_run.run_dir / "config.json").read_bytes()
+
+
+def test_killed_config_write_alone_counts_as_an_empty_directory(small_run, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    tmp = out / f".config.json.{_dead_pid()}-139872.tmp"  # run_dir.write_text_atomic's name
+    tmp.write_text('{"spa')
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):  # as an empty directory
+        _train(out, config=SMALL_CFG, resume=True)
+    assert tmp.exists()
+    result = _train(out, config=SMALL_CFG)
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    assert weights_digest(result.supernet) == weights_digest(small_run.supernet)
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / tmp.name).write_text('{"spa')
+    net = supernet_train.finished_supernet(space=SPACE, dataset=DATASET, config=SMALL_CFG, out=again, progress=False)
+    assert weights_digest(net) == weights_digest(small_run.supernet)
+    assert sorted(p.name for p in again.iterdir()) == RUN_FILES
+
+
+def test_resume_removes_killed_writers_temp_files_only(run_copy):
+    dead = _dead_pid()
+    leftovers = [f".checkpoint.pt.tmp-{dead}", f".history.csv.{dead}-1.tmp", f".train_log.json.{dead}-2.tmp",
+                 f".supernet.safetensors.tmp-{dead}"]
+    for name in leftovers:
+        (run_copy / name).write_bytes(b"half")
+    others = {".notes.txt.tmp-1": b"not ours", "checkpoint.pt.tmp-1": b"no dot: not a temp file of ours"}
+    for name, data in others.items():
+        (run_copy / name).write_bytes(data)
+    _train(run_copy, resume=True)
+    assert not any((run_copy / name).exists() for name in leftovers)
+    assert {name: (run_copy / name).read_bytes() for name in others} == others
+
+
+def test_temp_file_of_a_live_writer_is_kept_and_the_run_refused(small_run, full_run, tmp_path):
+    with _live_pid() as pid:
+        out = tmp_path / "run"
+        tmp = _killed_in_first_checkpoint(small_run, out, pid)
+        (tmp_path / "fresh").mkdir()
+        fresh_tmp = tmp_path / "fresh" / f".config.json.{pid}-5.tmp"
+        fresh_tmp.write_text("{")
+        finished = tmp_path / "finished"
+        shutil.copytree(full_run["out"], finished)
+        (finished / tmp.name).write_bytes(b"")
+        for run_dir, resume in ((out, True), (out, False), (tmp_path / "fresh", False), (finished, True)):
+            before = _files(run_dir)
+            with pytest.raises(FileExistsError, match=rf"being written by process {pid}: another run is using"):
+                _train(run_dir, config=SMALL_CFG if run_dir != finished else None, resume=resume)
+            assert _files(run_dir) == before, run_dir
+        with pytest.raises(FileExistsError, match=rf"being written by process {pid}"):
+            supernet_train.finished_supernet(space=SPACE, dataset=DATASET, config=SMALL_CFG, out=out, progress=False)
+        code, _, err = _run_cli(CLI_TRAIN + ["--out", str(out), "--resume"])
+        assert code == 2 and f"being written by process {pid}" in err
+        assert tmp.exists() and fresh_tmp.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file() or os.name == "nt", reason="process start times: Linux")
+def test_temp_file_whose_pid_was_reused_after_it_was_written_is_stale(run_copy):
+    with _live_pid() as pid:  # a process started after the temp file was last written cannot be its writer
+        tmp = run_copy / f".checkpoint.pt.tmp-{pid}"
+        tmp.write_bytes(b"")
+        os.utime(tmp, (time.time() - 3600, time.time() - 3600))
+        _train(run_copy, resume=True)
+        assert not tmp.exists()
+
+
+@pytest.mark.parametrize("damage", ["empty", "last-epoch-missing", "missing"])
+def test_resume_of_a_finished_run_rewrites_a_cut_history(run_copy, full_run, damage):
+    """A kill in the last epoch after its checkpoint: history.csv empty (cut while written, before it
+    was atomic), without the last epoch, or not yet written; the end's files may be missing too."""
+    expected = (run_copy / "history.csv").read_bytes()
+    if damage == "empty":
+        (run_copy / "history.csv").write_bytes(b"")
+    elif damage == "last-epoch-missing":
+        (run_copy / "history.csv").write_bytes(b"".join(expected.splitlines(keepends=True)[:-1]))
+    else:
+        for name in ("history.csv", "train_log.json", "supernet.safetensors"):
+            (run_copy / name).unlink()
+    result = _train(run_copy, resume=True)
+    assert (run_copy / "history.csv").read_bytes() == expected
+    with open(run_copy / "history.csv", newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2]
+    assert result.history == full_run["result"].history
+    assert sorted(p.name for p in run_copy.iterdir()) == RUN_FILES
+    assert weights_digest(load_supernet(run_copy)[0]) == weights_digest(full_run["result"].supernet)
+
+
+def test_history_csv_is_written_atomically(tmp_path, monkeypatch):
+    rows = [{"epoch": 1, "train_loss": 1.5}, {"epoch": 2, "train_loss": 1.25}]
+    supernet_train._write_history(tmp_path, rows)
+    before = (tmp_path / "history.csv").read_bytes()
+    assert before == b"epoch,train_loss\r\n1,1.5\r\n2,1.25\r\n"
+
+    def crash(self, rows):  # the process dies while the rows are written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", crash)
+    with pytest.raises(KeyboardInterrupt):
+        supernet_train._write_history(tmp_path, rows + [{"epoch": 3, "train_loss": 1.0}])
+    assert _files(tmp_path) == {"history.csv": before}
+
+
+def test_train_log_keeps_the_training_time_of_every_session(full_run, resumed, run_copy):
+    # uninterrupted: one session
+    log = full_run["result"].log
+    assert log["seconds"] == log["seconds_this_session"] > 0
+    assert 0 < torch.load(full_run["out"] / "checkpoint.pt", weights_only=False)["seconds"] <= log["seconds"]
+    # interrupted, then resumed: the first session's time up to its last checkpoint counts too
+    before = resumed["ckpt"]["seconds"]
+    log = resumed["result"].log
+    assert before > 0 and log["seconds_this_session"] > 0
+    assert log["seconds"] == pytest.approx(before + log["seconds_this_session"], rel=1e-12)
+    assert json.loads((resumed["out"] / "train_log.json").read_text()) == log
+    # resuming a finished run trains nothing and keeps the total
+    ckpt = torch.load(run_copy / "checkpoint.pt", weights_only=False)
+    log = _train(run_copy, resume=True).log
+    assert log["seconds"] == pytest.approx(ckpt["seconds"] + log["seconds_this_session"], rel=1e-12)
+    assert log["seconds"] >= ckpt["seconds"] > 10 * log["seconds_this_session"]
+    assert json.loads((run_copy / "train_log.json").read_text())["seconds"] == log["seconds"]
+    # a checkpoint written before the total was kept: at least the finished epochs' time
+    del ckpt["seconds"]
+    torch.save(ckpt, run_copy / "checkpoint.pt")
+    log = _train(run_copy, resume=True).log
+    assert log["seconds"] >= sum(row["seconds"] for row in ckpt["history"]) > 0
+
+
 # ---- CLI -------------------------------------------------------------------------------------------
 
 CLI_TRAIN = ["train-supernet", "--space", SPACE, "--dataset", DATASET, "--epochs", "1", "--batch-size", "256",
