@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -152,8 +153,6 @@ def _cmd_supernet_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_ranking(args: argparse.Namespace) -> int:
-    import time
-
     from nas.bench.ranking import RankingBenchConfig, run_ranking_bench
     from nas.run_dir import file_in_the_way
     from nas.train import check_device
@@ -164,7 +163,7 @@ def _cmd_bench_ranking(args: argparse.Namespace) -> int:
                                 distill=not args.no_distill, device=args.device)
     if args.resume and not args.out:
         raise ValueError("--resume needs --out: the benchmark's run directory to continue")
-    out = args.out or f"results/bench-ranking-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out = args.out or f"results/bench-ranking-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     blocker = file_in_the_way(out)
     if blocker is not None:
         raise ValueError(f"--out {out} cannot be a run directory: {blocker} is a file, not a directory")
@@ -281,7 +280,9 @@ def _cmd_predictors_fit(args: argparse.Namespace) -> int:
     held = [out / t for t in args.target if (out / t / "predictor.json").exists()]
     if held and not args.overwrite:
         what, it = ("holds a predictor", "it") if len(held) == 1 else ("hold predictors", "them")
-        raise ValueError(f"{', '.join(map(str, held))} already {what}; pass --overwrite to replace {it} "
+        missing = [t for t in args.target if not (out / t / "predictor.json").exists()]
+        rest = f", --target {','.join(missing)} to fit only the missing one(s)," if missing else ""
+        raise ValueError(f"{', '.join(map(str, held))} already {what}; pass --overwrite to replace {it}{rest} "
                          f"or choose another --out")
     for target in args.target:
         pred = Predictor(target=target, model=args.model, seed=args.seed).fit(table)
@@ -337,8 +338,6 @@ def _cmd_predictors_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_predictors(args: argparse.Namespace) -> int:
-    import time
-
     from nas.bench.predictors import PredictorBenchConfig, run_predictor_bench
 
     config = PredictorBenchConfig(space=args.space, device=args.device, batch_sizes=tuple(args.batch_size or [1]),
@@ -364,8 +363,6 @@ def _cmd_bench_predictors(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_staircase(args: argparse.Namespace) -> int:
-    import time
-
     from nas.bench.staircase import StaircaseBenchConfig, run_staircase_bench
 
     config = StaircaseBenchConfig(space=args.space, device=args.device, batch_size=args.batch_size, stage=args.stage,
@@ -387,6 +384,9 @@ def _cmd_bench_staircase(args: argparse.Namespace) -> int:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from nas.search import SearchConfig, run_search
+
+    if args.out is None and not args.resume:  # named now, so that an interrupted run can say where it is
+        args.out = f"results/search-{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     config = SearchConfig(
         space=args.space, dataset=args.dataset, data_dir=args.data_dir, device=args.device, batch_size=args.batch_size,
@@ -442,8 +442,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_search(args: argparse.Namespace) -> int:
-    import time
-
     from nas.bench.search import SearchBenchConfig, run_search_bench
 
     config = SearchBenchConfig(space=args.space, trials=args.trials, seeds=args.seeds, sampler=args.sampler,
@@ -464,8 +462,6 @@ def _cmd_bench_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_reliability(args: argparse.Namespace) -> int:
-    import time
-
     from nas.bench.reliability import ReliabilityBenchConfig, run_reliability_bench
 
     config = ReliabilityBenchConfig(cycles=args.cycles, trials=args.trials, seed=args.seed, supernet=args.supernet,
@@ -758,9 +754,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(args, prog=f"nas {args.command}")
 
 
+def _interrupted_hint(args: argparse.Namespace) -> str:
+    """What a Ctrl-C left behind and how to go on, for the commands that can continue."""
+    command, out = getattr(args, "command", None), getattr(args, "out", None)
+    if command == "search":
+        if out and (Path(out) / "config.json").is_file():
+            return f"; what was done is kept in {out}: continue with `nas-search --out {out} --resume`"
+        return "; nothing was written"
+    if command == "train-supernet" and out and (Path(out) / "config.json").is_file():
+        return f"; continue from the last checkpoint in {out}: run the same command with --resume"
+    if command == "profile":
+        return f"; every measurement so far is in {args.out}: run the same command again to continue"
+    if command == "bench" and getattr(args, "bench", None) == "ranking" and out and Path(out).is_dir():
+        return f"; the runs so far are in {out}: run the same command with --out {out} --resume"
+    return ""
+
+
 def _run(args: argparse.Namespace, *, prog: str) -> int:
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep inside torch or optuna
+        print(f"\n{prog}: interrupted{_interrupted_hint(args)}", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

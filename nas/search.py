@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -394,12 +396,38 @@ def _join_workers(procs: list) -> None:
         raise RuntimeError(f"search worker(s) failed: {', '.join(bad)}; the study keeps their completed trials")
 
 
+def _stop_workers(procs: list) -> None:
+    """Stop helper processes (the main one was interrupted or failed): their unfinished trials are
+    failed as stale by whoever resumes the study; what they told is kept."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=10)
+
+
 def search_worker(cfg: SearchConfig, budgets: list[Budget], data_seed: int) -> int:
     """A helper process of ``--workers N``: score trials of the run's study until it is full.
 
     It loads the run's supernet and predictors, joins the study (same problem record) with its
     own sampler seed, and runs trials; picks, exports and the report stay with the main process.
+    It stops after its current batch once the main process is gone, and quietly on Ctrl-C.
     """
+    main_pid = os.getppid()
+
+    def main_alive(_told: int) -> None:
+        if os.getppid() != main_pid:  # re-parented: the main nas-search process died
+            print(f"search worker {os.getpid()}: the main nas-search process is gone; stopping (the study keeps "
+                  f"the trials told)", file=sys.stderr)
+            raise SystemExit(1)
+
+    try:
+        return _search_worker(cfg, budgets, data_seed, main_alive)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the main process says what to do
+        raise SystemExit(130) from None
+
+
+def _search_worker(cfg: SearchConfig, budgets: list[Budget], data_seed: int, on_batch) -> int:
     out = Path(cfg.out)
     torch.set_num_threads(1)
     fp = device_fingerprint(cfg.device, threads=cfg.threads)
@@ -412,7 +440,7 @@ def search_worker(cfg: SearchConfig, budgets: list[Budget], data_seed: int) -> i
                        resume=False, join=True)
     return run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets,
                       objectives=cfg.objectives, n_trials=cfg.trials, batch=min(cfg.population_size, 16),
-                      progress=False)
+                      progress=False, on_batch=on_batch)
 
 
 def _scoring(cfg: SearchConfig, supernet, preds: dict[str, Predictor], val_data, budgets: list[Budget],
@@ -582,6 +610,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
 
     t = time.perf_counter()
     scorer, problem = _scoring(cfg, supernet, preds, splits.val, budgets, fp.fingerprint_id)
+    helpers: list = []
     try:
         study = open_study(storage=storage, study_name=cfg.study_name, problem=problem,
                            sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
@@ -596,7 +625,10 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
                          progress=progress)
         _join_workers(helpers)
         trials = trials_frame(study, len(budgets))
-    except Exception as err:
+    except BaseException as err:  # Ctrl-C or a failure: the helpers stop with the main process
+        _stop_workers(helpers)
+        if not isinstance(err, Exception):
+            raise
         if _is_storage_error(err):
             raise StorageUnavailable(
                 f"the study storage {describe_storage(storage)} failed during the search ({type(err).__name__}: "

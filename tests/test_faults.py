@@ -115,3 +115,95 @@ def test_damaged_profile_table_is_named_and_kept(search_run, tmp_path, capsys, d
     err = capsys.readouterr().err
     assert "profiles.csv" in err
     assert _digest(run) == before
+
+
+# ---- Ctrl-C ----------------------------------------------------------------------------------------
+
+def _env_for_subprocess() -> dict:
+    import os
+
+    env = os.environ.copy()
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _wait_for(predicate, timeout_s: float) -> None:
+    import time
+
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.1)
+
+
+def test_ctrl_c_prints_one_line_with_the_way_on(tmp_path, capsys):
+    import argparse
+
+    from nas.cli import _run
+
+    def interrupted(args):
+        Path(args.out).mkdir()
+        (Path(args.out) / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    args = argparse.Namespace(func=interrupted, command="search", out=str(out))
+    assert _run(args, prog="nas-search") == 130
+    assert capsys.readouterr().err == (f"\nnas-search: interrupted; what was done is kept in {out}: continue with "
+                                       f"`nas-search --out {out} --resume`\n")
+    args = argparse.Namespace(func=interrupted, command="train-supernet", out=str(tmp_path / "sn"))
+    assert _run(args, prog="nas train-supernet") == 130
+    assert "run the same command with --resume" in capsys.readouterr().err
+    args = argparse.Namespace(func=lambda a: (_ for _ in ()).throw(KeyboardInterrupt), command="export", out=None)
+    assert _run(args, prog="nas export") == 130
+    assert capsys.readouterr().err == "\nnas export: interrupted\n"
+
+
+def test_ctrl_c_stops_a_search_and_its_workers_and_resume_finishes_it(search_run, tmp_path):
+    """A real SIGINT to the main process of `nas-search --workers 2`: one line and exit 130, the
+    helper stops with it (the study stops growing), and --resume completes the study."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    out = tmp_path / "w"
+    argv = [sys.executable, "-m", "nas.cli", "search", "--out", str(out), "--quick", "--workers", "2",
+            "--trials", "5000", "--population-size", "8", "--supernet", str(search_run / "supernet"),
+            "--predictors", str(search_run / "predictors"), "--latency-budget-ms", "1000",
+            "--memory-budget-mb", "1000", "--format", "safetensors", "--no-progress"]
+    proc = subprocess.Popen(argv, env=_env_for_subprocess(), stderr=subprocess.PIPE, text=True)
+
+    def complete() -> int:
+        if not (out / "study.journal").is_file():  # opening the storage would create the file
+            return 0
+        try:
+            study = optuna.load_study(study_name="nas-search-digits-s", storage=_journal(out))
+        except Exception:  # not created yet
+            return 0
+        return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+
+    try:
+        _wait_for(lambda: complete() >= 40 or proc.poll() is not None, 240)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert complete() >= 40, err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"continue with `nas-search --out {out} --resume`" in err
+    stopped = complete()
+    time.sleep(3)
+    assert complete() == stopped < 5000  # no orphaned helper keeps adding trials
+    assert search_main(["--out", str(out), "--resume", "--quick", "--trials", str(stopped + 8), "--population-size",
+                        "8", "--latency-budget-ms", "1000", "--memory-budget-mb", "1000", "--format", "safetensors",
+                        "--no-progress"]) == 0
+    assert complete() == stopped + 8
+
+
+def _journal(out: Path):
+    from nas.storage import create_storage
+
+    return create_storage(f"journal:///{out / 'study.journal'}")
