@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import uuid
 import warnings
@@ -37,6 +38,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
+from nas.checkpoint import writer_alive
 from search_spaces.arch import ArchConfig
 from search_spaces.networks import NetConfig, QuadraNet, count_params
 from search_spaces.space import SearchSpace, create_space, load_arch, parse_arch
@@ -354,6 +356,19 @@ def _sibling(out: Path, tag: str) -> Path:
     return path
 
 
+def _remove_stale_partials(out: Path) -> None:
+    """Remove the partial exports (``.NAME.tmp-PID-…`` beside ``out``) of writers that are gone (a
+    killed export). A set-aside previous export (``.NAME.old-…``) is never removed: it may be the
+    only copy left."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.tmp-(\d+)-[0-9a-f]{{8}}")
+    if not out.parent.is_dir():
+        return
+    for entry in out.parent.iterdir():
+        m = pattern.fullmatch(entry.name)
+        if m and entry.is_dir() and not writer_alive(int(m.group(1)), entry.stat().st_mtime):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _move_into_place(tmp: Path, out: Path) -> None:
     """Rename the complete ``tmp`` to ``out``; an old ``out`` is set aside first, then removed."""
     if not out.exists():
@@ -397,6 +412,7 @@ def export_model(model: QuadraNet, arch: ArchConfig, out_dir: str | Path, *,
     net = _export_copy(model, config)
     example = torch.randn(EXAMPLE_BATCH, *space.input_shape, generator=torch.Generator().manual_seed(0))
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(out)
     tmp = _sibling(out, "tmp")
     try:
         (tmp / FILES["arch"]).write_text(arch.to_json(indent=2) + "\n", encoding="utf-8")

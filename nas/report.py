@@ -91,6 +91,10 @@ class RunRecord:
 
 
 def _missing(path: Path) -> FileNotFoundError:
+    if path.name in ("picks.json", "pareto.csv", "trials.csv") and (path.parent / "config.json").is_file():
+        return FileNotFoundError(f"{path.name} not found in run directory {path.parent}: the search there has not "
+                                 f"finished (stopped or still running); finish it with `{WRITER} --out "
+                                 f"{path.parent} --resume`, then report")
     return FileNotFoundError(f"{path.name} not found in run directory {path.parent}: it is written by "
                              f"`{WRITER}`; point at the directory a finished search wrote (--out)")
 

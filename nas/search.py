@@ -711,6 +711,6 @@ def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
 def _write_tables(run_dir: Path, trials, objectives: Sequence[str]):
     """``trials.csv`` and ``pareto.csv`` of a run; returns the Pareto frame."""
     pareto = pareto_frame(trials, objectives)
-    trials.to_csv(run_dir / "trials.csv", index=False)
-    pareto.to_csv(run_dir / "pareto.csv", index=False)
+    write_text_atomic(run_dir / "trials.csv", trials.to_csv(index=False))  # a kill never leaves half a table
+    write_text_atomic(run_dir / "pareto.csv", pareto.to_csv(index=False))
     return pareto

@@ -658,3 +658,18 @@ def test_export_and_supernet_eval_read_the_dataset_from_data_dir(fake_run, tmp_p
                  "--data-dir", str(moved)]) == 0
     assert "inherited val_acc=" in capsys.readouterr().out
     assert seen == [str(moved), None, str(moved)]
+
+
+def test_a_killed_exports_partial_directory_is_removed_by_the_next_export(supernet, tmp_path):
+    arch = ARCHS["min"]
+    out = tmp_path / "exports" / arch.arch_id
+    out.parent.mkdir()
+    dead = tmp_path / "exports" / f".{arch.arch_id}.tmp-{2**22 + 12345}-0123abcd"  # a PID no process has
+    dead.mkdir()
+    (dead / "arch.json").write_text("{")  # half written when the process was killed
+    kept = tmp_path / "exports" / f".{arch.arch_id}.old-{2**22 + 12345}-0123abcd"  # maybe the only old copy
+    kept.mkdir()
+    other = tmp_path / "exports" / ".notes.tmp-1-0123abcd"  # not this export's
+    other.mkdir()
+    export_model(supernet.extract(arch), arch, out, formats="safetensors")
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([arch.arch_id, kept.name, other.name])

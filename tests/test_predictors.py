@@ -1511,6 +1511,19 @@ def test_cli_fit_keeps_a_predictor_already_in_out_unless_overwrite(tmp_path, cap
     assert json.loads((out / "latency" / "predictor.json").read_text())["model"] == "linear"
 
 
+def test_cli_fit_interrupted_between_targets_names_the_missing_one(tmp_path, capsys):
+    path = _profiles_csv(tmp_path / "p.csv", "digits-s")
+    out = tmp_path / "out"
+    assert _fit("--profiles", path, "--out", out, "--target", "latency", "--model", "flops") == 0  # memory never ran
+    capsys.readouterr()
+    assert _fit("--profiles", path, "--out", out, "--model", "flops") == 2  # both targets, the default
+    assert capsys.readouterr().err == (f"nas predictors: error: {out / 'latency'} already holds a predictor; "
+                                       f"pass --overwrite to replace it, --target memory to fit only the missing "
+                                       f"one(s), or choose another --out\n")
+    assert _fit("--profiles", path, "--out", out, "--target", "memory", "--model", "flops") == 0
+    assert (out / "memory" / "predictor.json").is_file()
+
+
 @pytest.mark.parametrize("bad", ["not json", '["a list"]', ""])
 def test_cli_fit_bad_fingerprint_column_names_line_and_column(tmp_path, capsys, bad):
     path = _profiles_csv(tmp_path / "p.csv", "digits-s")

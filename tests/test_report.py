@@ -393,3 +393,12 @@ def test_read_run_names_a_supernet_directory(tmp_path):
     with pytest.raises(ValueError, match=re.escape(f"{supernet} is a supernet run directory (`nas train-supernet`), "
                                                    f"not a `nas-search` run")):
         read_run(supernet)
+
+
+def test_read_run_of_an_unfinished_search_says_to_resume_it(tmp_path):
+    run, _ = make_run(tmp_path)
+    (run / "picks.json").unlink()  # stopped before its picks
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"picks.json not found in run directory {run}: the search there has not finished (stopped or still "
+            f"running); finish it with `nas-search --out {run} --resume`, then report")):
+        read_run(run)
