@@ -365,7 +365,11 @@ def _remove_stale_partials(out: Path) -> None:
         return
     for entry in out.parent.iterdir():
         m = pattern.fullmatch(entry.name)
-        if m and entry.is_dir() and not writer_alive(int(m.group(1)), entry.stat().st_mtime):
+        try:
+            stale = m is not None and entry.is_dir() and not writer_alive(int(m.group(1)), entry.stat().st_mtime)
+        except OSError:  # renamed into place by a concurrent export meanwhile
+            continue
+        if stale:
             shutil.rmtree(entry, ignore_errors=True)
 
 

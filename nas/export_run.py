@@ -36,6 +36,17 @@ def _arch_by_id(run: Path, arch_id: str) -> tuple[ArchConfig, dict[str, Any]]:
                                 f"`nas report --run {run}` rebuilds it from the study")
     trials = pd.read_csv(path, dtype={"arch_id": str})
     rows = trials[trials["arch_id"] == arch_id]
+    if len(rows) == 0 and (run / "picks.json").is_file():  # a pick need not be a trial: the space's smallest
+        try:
+            picks = json.loads((run / "picks.json").read_text()).get("picks", [])
+        except (ValueError, AttributeError):
+            picks = []
+        for pick in picks:
+            if isinstance(pick, dict) and pick.get("arch_id") == arch_id and isinstance(pick.get("arch"), dict):
+                row = {"val_acc": (pick.get("predicted") or {}).get("val_acc"),
+                       "pred_latency_ms": (pick.get("predicted") or {}).get("latency_ms"),
+                       "pred_peak_mem_mb": (pick.get("predicted") or {}).get("peak_mem_mb")}
+                return load_arch_json(pick["arch"], source=f"{run / 'picks.json'} (arch_id {arch_id})"), row
     if len(rows) == 0:
         front = pd.read_csv(run / "pareto.csv", dtype={"arch_id": str})["arch_id"].tolist() \
             if (run / "pareto.csv").is_file() else []

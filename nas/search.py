@@ -35,7 +35,8 @@ Phases, each resumable from what the run directory already holds (``--resume``):
 7. **Report** (``pareto.png``, ``hypervolume.png``, ``report.html``, ``report.md``,
    :mod:`nas.report`), rebuilt from the files alone by ``nas report``.
 
-``summary.json`` records phase times, trial counts and whether every budget was met.
+``summary.json`` records this session's phase times, the run's sessions and trial counts, and whether
+every budget was met.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ from nas.study import (SAMPLERS, check_population, create_sampler, open_study, p
                        problem_record, run_trials, trials_frame)
 from nas.supernet_train import SupernetConfig, check_data, evaluate_arch, finished_supernet, load_supernet
 from nas.train import TrainConfig, check_device, set_seed
-from predictors.predictor import Predictor
+from predictors.models import COST_FLOOR
+from predictors.predictor import MAX_SEED, Predictor
 from predictors.table import aggregate_profiles, read_profiles, rows_for
 from profilers.fingerprint import device_fingerprint
 from profilers.profile import profile
@@ -130,6 +132,10 @@ class SearchConfig:
             check_population(self.sampler, self.population_size)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        top = self.seed + 1000 * (self.workers - 1)  # the helpers' sampler seeds
+        if top > MAX_SEED:
+            raise ValueError(f"seed must be at most {MAX_SEED - 1000 * (self.workers - 1)} with {self.workers} "
+                             f"worker(s) (samplers and predictors take seeds up to 2**32 - 1), got {self.seed}")
         object.__setattr__(self, "objectives", parse_objectives(self.objectives))
         object.__setattr__(self, "formats", parse_formats(self.formats))
         for name in ("resume", "join", "quick", "force"):
@@ -303,6 +309,26 @@ def data_seed(cfg: SearchConfig) -> int:
     return seed
 
 
+def _resumed_data_seed(cfg: SearchConfig, recorded: dict[str, Any], out: Path) -> int:
+    """The split a resumed run goes on scoring with: the one its trials so far were scored on."""
+    if "data_seed" not in recorded:  # recorded before data_seed existed: its trials used the --seed split
+        return cfg.seed
+    seed = data_seed(cfg)
+    if recorded["data_seed"] != seed:
+        raise ValueError(f"--resume refused: {out} scored its trials on the data split of seed "
+                         f"{recorded['data_seed']}, but its supernet {cfg.supernet} now records seed {seed} "
+                         f"(retrained?); resume with the supernet it was run with or use a new --out")
+    return seed
+
+
+def _sessions(recorded: dict[str, Any] | None) -> int:
+    """How many sessions a run had before this one (0 for a new run)."""
+    if recorded is None:
+        return 0
+    n = recorded.get("sessions", 1)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
+
+
 # --- phase 2: predictors -----------------------------------------------------------------------
 def _load_predictors(directory: Path, cfg: SearchConfig, fingerprint: dict[str, Any]) -> dict[str, Predictor]:
     preds = {}
@@ -399,6 +425,8 @@ def _join_workers(procs: list) -> None:
 def _stop_workers(procs: list) -> None:
     """Stop helper processes (the main one was interrupted or failed): their unfinished trials are
     failed as stale by whoever resumes the study; what they told is kept."""
+    for p in procs:  # on Ctrl-C they were interrupted too: let them fail their batch first
+        p.join(timeout=5)
     for p in procs:
         if p.is_alive():
             p.terminate()
@@ -474,13 +502,55 @@ class _Measurer:
         return self.cache[arch.arch_id]
 
 
+def _predicted(row) -> dict[str, float]:
+    return {"val_acc": float(row.val_acc), "latency_ms": float(row.pred_latency_ms),
+            "peak_mem_mb": float(row.pred_peak_mem_mb)}
+
+
+def _picked(budget: Budget, arch: ArchConfig, measured: dict[str, Any], *, trial_number: int | None,
+            predicted: dict[str, float], predicted_to_meet: bool, message: str, n_measured: int) -> dict[str, Any]:
+    """The record of a budget's pick (``picks.json``): met when its measurement meets the budget."""
+    overshoot = budget.overshoot(measured["latency_ms"], measured["peak_mem_mb"])
+    met = budget.meets(measured["latency_ms"], measured["peak_mem_mb"])
+    return {"budget": budget.to_dict(), "status": "met" if met else "missed", "predicted_to_meet": predicted_to_meet,
+            "message": message, "arch_id": arch.arch_id, "arch": arch.to_dict(), "describe": arch.describe(),
+            "trial_number": trial_number, "predicted": predicted, "measured": measured,
+            "excess_pct": {k: None if v is None else 100.0 * v for k, v in overshoot.items()},
+            "candidates_measured": n_measured, "export_dir": f"exports/{arch.arch_id}"}
+
+
+def _smallest_pick(budget: Budget, smallest: dict[str, Any], measure: _Measurer, *, why: str,
+                   n_measured: int) -> dict[str, Any] | None:
+    """The space's smallest architecture as the pick, if its measurement meets ``budget``."""
+    if smallest.get("min_arch") is None:
+        return None
+    arch = ArchConfig.from_dict(smallest["min_arch"])
+    m = measure(arch)  # measured already: cached
+    if not budget.meets(m["latency_ms"], m["peak_mem_mb"]):
+        return None
+    predicted = smallest["min_arch_predicted"]
+    return _picked(budget, arch, m, trial_number=None, predicted=predicted,
+                   predicted_to_meet=budget.meets(predicted["latency_ms"], predicted["peak_mem_mb"]),
+                   message=f"meets {budget.label} when measured: the space's smallest architecture ({why})",
+                   n_measured=n_measured + 1)
+
+
+def _infeasible(budget: Budget, smallest: dict[str, Any], n_measured: int) -> dict[str, Any]:
+    msg = (f"no architecture the search found meets {budget.label}; the smallest achievable is "
+           f"{smallest['pred_latency_ms']:.4g} ms and {smallest['pred_peak_mem_mb']:.4g} MB (predicted)")
+    if smallest.get("measured_latency_ms") is not None:
+        msg += (f", {smallest['measured_latency_ms']:.4g} ms and {smallest['measured_peak_mem_mb']:.4g} MB "
+                f"measured for the smallest architecture of the space")
+    return {"budget": budget.to_dict(), "status": "infeasible", "message": msg, "arch_id": None, "arch": None,
+            "trial_number": None, "predicted": None, "measured": None, "excess_pct": None,
+            "candidates_measured": n_measured, "export_dir": None}
+
+
 def _pick(budget: Budget, index: int, trials, measure: _Measurer, smallest: dict[str, Any],
           n_candidates: int) -> dict[str, Any]:
-    base = {"budget": budget.to_dict(), "arch_id": None, "arch": None, "trial_number": None, "predicted": None,
-            "measured": None, "excess_pct": None, "candidates_measured": 0, "export_dir": None}
     done = trials[(trials["state"] == "COMPLETE") & (trials[f"feasible_b{index}"] == True)]  # noqa: E712
     if len(done) == 0:
-        return _pick_unpredicted(budget, base, trials, measure, smallest, n_candidates)
+        return _pick_unpredicted(budget, trials, measure, smallest, n_candidates)
     ranked = done.sort_values(["val_acc", "pred_latency_ms", "pred_peak_mem_mb"], ascending=[False, True, True])
     candidates = list(ranked.drop_duplicates("arch_id").itertuples())
     tried = []
@@ -496,61 +566,53 @@ def _pick(budget: Budget, index: int, trials, measure: _Measurer, smallest: dict
         tried.append((row, arch, m))
         if budget.meets(m["latency_ms"], m["peak_mem_mb"]):
             break
-        scale["latency"] = max(scale["latency"], m["latency_ms"] / row.pred_latency_ms)
-        scale["memory"] = max(scale["memory"], m["peak_mem_mb"] / row.pred_peak_mem_mb)
-    # the loop stops at the first candidate that meets the budget; none did: the smallest miss
-    met = budget.meets(tried[-1][2]["latency_ms"], tried[-1][2]["peak_mem_mb"])
-    row, arch, m = tried[-1] if met else min(tried, key=lambda t: budget.excess(t[2]["latency_ms"],
-                                                                                t[2]["peak_mem_mb"]))
-    overshoot = budget.overshoot(m["latency_ms"], m["peak_mem_mb"])
-    excess = {k: None if v is None else 100.0 * v for k, v in overshoot.items()}
-    if met:
-        msg = f"meets {budget.label} when measured"
-    else:
-        over = ", ".join(f"{k} by {v:.1f} %" for k, v in excess.items() if v is not None and v > 0)
-        msg = (f"predicted to meet {budget.label} but misses it when measured ({over}); "
-               f"{len(tried)} candidate(s) measured")
-    return {**base, "status": "met" if met else "missed", "predicted_to_meet": True, "message": msg,
-            "arch_id": arch.arch_id, "arch": arch.to_dict(), "describe": arch.describe(),
-            "trial_number": int(row.number),
-            "predicted": {"val_acc": float(row.val_acc), "latency_ms": float(row.pred_latency_ms),
-                          "peak_mem_mb": float(row.pred_peak_mem_mb)},
-            "measured": m, "excess_pct": excess, "candidates_measured": len(tried),
-            "export_dir": f"exports/{arch.arch_id}"}
+        for name, got, pred in (("latency", m["latency_ms"], row.pred_latency_ms),
+                                ("memory", m["peak_mem_mb"], row.pred_peak_mem_mb)):
+            if pred > COST_FLOOR:  # a clamped prediction says nothing about the predictor's scale
+                scale[name] = max(scale[name], got / pred)
+    row, arch, m = tried[-1]
+    if budget.meets(m["latency_ms"], m["peak_mem_mb"]):  # the loop stops at the first that meets it
+        return _picked(budget, arch, m, trial_number=int(row.number), predicted=_predicted(row),
+                       predicted_to_meet=True, message=f"meets {budget.label} when measured",
+                       n_measured=len(tried))
+    fallback = _smallest_pick(budget, smallest, measure, n_measured=len(tried),
+                              why=f"the {len(tried)} candidate(s) predicted to meet it miss it when measured")
+    if fallback is not None:
+        return fallback
+    row, arch, m = min(tried, key=lambda t: budget.excess(t[2]["latency_ms"], t[2]["peak_mem_mb"]))
+    missed = _picked(budget, arch, m, trial_number=int(row.number), predicted=_predicted(row),
+                     predicted_to_meet=True, message="", n_measured=len(tried))
+    over = ", ".join(f"{k} by {v:.1f} %" for k, v in missed["excess_pct"].items() if v is not None and v > 0)
+    missed["message"] = (f"predicted to meet {budget.label} but misses it when measured ({over}); "
+                         f"{len(tried)} candidate(s) measured")
+    return missed
 
 
-def _pick_unpredicted(budget: Budget, base: dict[str, Any], trials, measure: _Measurer, smallest: dict[str, Any],
+def _pick_unpredicted(budget: Budget, trials, measure: _Measurer, smallest: dict[str, Any],
                       n_candidates: int) -> dict[str, Any]:
-    """No trial is predicted to meet ``budget``, yet the predictors may overestimate: measure the
-    ``n_candidates`` trials predicted to miss it by least, and the space's smallest architecture
-    (measured already), and keep the most accurate that meets it when measured. None does:
-    infeasible, with the smallest achievable cost."""
+    """No trial is predicted to meet ``budget``, yet the predictors may overestimate. If the space's
+    smallest architecture (measured already) misses it too, it is infeasible. Else the
+    ``n_candidates`` trials predicted to miss it by least are measured as well, and the most
+    accurate of them and the smallest that meets it when measured is the pick."""
+    measured_min = (smallest.get("measured_latency_ms"), smallest.get("measured_peak_mem_mb"))
+    if None not in measured_min and not budget.meets(*measured_min):
+        return _infeasible(budget, smallest, n_measured=1)
     done = trials[trials["state"] == "COMPLETE"]
     excess = [budget.excess(lat, mem) for lat, mem in zip(done["pred_latency_ms"], done["pred_peak_mem_mb"])]
     near = (done.assign(_excess=excess).sort_values(["_excess", "val_acc"], ascending=[True, False])
             .drop_duplicates("arch_id").head(n_candidates))
-    todo = [(ArchConfig.from_json(row.arch_json), int(row.number),
-             {"val_acc": float(row.val_acc), "latency_ms": float(row.pred_latency_ms),
-              "peak_mem_mb": float(row.pred_peak_mem_mb)}) for row in near.itertuples()]
+    tried = [(ArchConfig.from_json(row.arch_json), int(row.number), _predicted(row)) for row in near.itertuples()]
     if smallest.get("min_arch") is not None and smallest["min_arch_id"] not in set(near["arch_id"]):
-        todo.append((ArchConfig.from_dict(smallest["min_arch"]), None, smallest["min_arch_predicted"]))
-    tried = [(arch, measure(arch), number, predicted) for arch, number, predicted in todo]  # number: trial or None
-    met = [t for t in tried if budget.meets(t[1]["latency_ms"], t[1]["peak_mem_mb"])]
+        tried.append((ArchConfig.from_dict(smallest["min_arch"]), None, smallest["min_arch_predicted"]))
+    measured = [(arch, measure(arch), number, predicted) for arch, number, predicted in tried]
+    met = [t for t in measured if budget.meets(t[1]["latency_ms"], t[1]["peak_mem_mb"])]
     if not met:
-        msg = (f"no architecture the search found meets {budget.label}; the smallest achievable is "
-               f"{smallest['pred_latency_ms']:.4g} ms and {smallest['pred_peak_mem_mb']:.4g} MB (predicted)")
-        if smallest.get("measured_latency_ms") is not None:
-            msg += (f", {smallest['measured_latency_ms']:.4g} ms and {smallest['measured_peak_mem_mb']:.4g} MB "
-                    f"measured for the smallest architecture of the space")
-        return {**base, "status": "infeasible", "message": msg, "candidates_measured": len(tried)}
+        return _infeasible(budget, smallest, n_measured=len(measured))
     arch, m, number, predicted = max(met, key=lambda t: (t[3]["val_acc"], -t[1]["latency_ms"]))
-    overshoot = budget.overshoot(m["latency_ms"], m["peak_mem_mb"])
-    msg = (f"meets {budget.label} when measured, although no trial was predicted to (the predictors "
-           f"overestimate here); {len(tried)} candidate(s) measured")
-    return {**base, "status": "met", "predicted_to_meet": False, "message": msg, "arch_id": arch.arch_id,
-            "arch": arch.to_dict(), "describe": arch.describe(), "trial_number": number, "predicted": predicted,
-            "measured": m, "excess_pct": {k: None if v is None else 100.0 * v for k, v in overshoot.items()},
-            "candidates_measured": len(tried), "export_dir": f"exports/{arch.arch_id}"}
+    return _picked(budget, arch, m, trial_number=number, predicted=predicted, predicted_to_meet=False,
+                   message=(f"meets {budget.label} when measured, although no trial was predicted to (the "
+                            f"predictors overestimate here); {len(measured)} candidate(s) measured"),
+                   n_measured=len(measured))
 
 
 def _smallest(trials, supernet, scorer: ArchScorer, measure: _Measurer) -> dict[str, Any]:
@@ -582,7 +644,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     # Every input is checked before the run directory is written: a typo leaves nothing behind.
     t = time.perf_counter()
     supernet = obtain_supernet(cfg, out, progress) if cfg.supernet is not None else None
-    split_seed = data_seed(cfg)
+    split_seed = _resumed_data_seed(cfg, recorded, out) if recorded is not None else data_seed(cfg)
     splits = load_dataset(cfg.dataset, seed=split_seed, data_dir=cfg.data_dir)
     check_data(create_space(cfg.space), splits)
     phases["supernet_s"] = time.perf_counter() - t
@@ -592,7 +654,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     elif cfg.resume and cfg.storage is not None:  # the study began: its file must be there
         _require_study_file(storage, out)
     stored = {**cfg.to_dict(), "run_dir": str(out), "device_name": fp.name, "fingerprint_id": fp.fingerprint_id,
-              "data_seed": split_seed}
+              "data_seed": split_seed, "sessions": _sessions(recorded) + 1}
     if not cfg.resume:  # a resumed run's record is rewritten only once its study accepted the resume
         out.mkdir(parents=True, exist_ok=True)
         _json_write(out / "config.json", stored)
@@ -669,6 +731,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
                "all_budgets_met": all(p["status"] == "met" for p in picks),
                "infeasible_budgets": [p["budget"]["label"] for p in picks if p["status"] == "infeasible"],
                "minutes": (time.perf_counter() - t_start) / 60.0}
+    summary["sessions"] = stored["sessions"]  # this run's sessions so far, this one included
     _json_write(out / "summary.json", summary)
     report = write_report(out)
     return SearchResult(run_dir=out, budgets=budgets, picks=picks, summary=summary, report=report)

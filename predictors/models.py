@@ -28,7 +28,8 @@ Targets are positive; the learned models work in log space so their errors are r
 predict at least their fixed cost. ``linear`` (and the tree models built on it) can still
 extrapolate below zero far from its table; :meth:`CostModel.predict` clamps any non-positive
 prediction to :data:`COST_FLOOR` and warns (:class:`ClampedCostWarning`): such a figure means
-"unknown", not "free", and a budget must not count it as met.
+"unknown", not "free". A search still scores it as the floor (the warning says so); its picks
+are measured before they are kept, and a clamped prediction is not used to rescale the others.
 """
 
 from __future__ import annotations

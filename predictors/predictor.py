@@ -53,7 +53,7 @@ from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.space import SearchSpace, as_space, create_space
 
-__all__ = ["DeviceMismatch", "Predictor", "library_versions"]
+__all__ = ["DeviceMismatch", "MAX_SEED", "Predictor", "library_versions"]
 
 ARTIFACT_VERSION = 1
 NORMALIZE = ("auto", "reference", "none")

@@ -20,7 +20,7 @@ from nas import export
 from nas.cli import main
 from nas.export import (EXPORT_FORMATS, check_onnx, check_out_dir, export_model, load_arch_json, load_model,
                         parse_formats)
-from search_spaces.arch import ArchError
+from search_spaces.arch import ArchConfig, ArchError
 from search_spaces.elastic import QuadraSupernet
 from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import create_space
@@ -673,3 +673,18 @@ def test_a_killed_exports_partial_directory_is_removed_by_the_next_export(supern
     other.mkdir()
     export_model(supernet.extract(arch), arch, out, formats="safetensors")
     assert sorted(p.name for p in out.parent.iterdir()) == sorted([arch.arch_id, kept.name, other.name])
+
+
+def test_export_by_arch_id_finds_a_pick_that_is_not_a_trial(fake_run, tmp_path, capsys):
+    """The space's smallest architecture can be a budget's pick without being a trial."""
+    arch = ARCHS["rand1"]  # not in the fake run's trials.csv
+    pick = {"arch_id": arch.arch_id, "arch": arch.to_dict(), "status": "met", "trial_number": None,
+            "predicted": {"val_acc": 0.5, "latency_ms": 1.0, "peak_mem_mb": 0.2}, "measured": None}
+    (fake_run / "picks.json").write_text(json.dumps({"picks": [pick]}))
+    out = tmp_path / "e"
+    assert _export(fake_run, "--out", str(out), arch_id=arch.arch_id) == 0
+    assert ArchConfig.from_json((out / "arch.json").read_text()) == arch
+    assert json.loads((out / "card.json").read_text())["card"]["predicted_latency_ms"] == 1.0
+    capsys.readouterr()
+    assert _export(fake_run, "--out", str(tmp_path / "f"), arch_id="0123456789ab") == 2  # in neither
+    assert "is not among the 2 trials" in capsys.readouterr().err

@@ -175,7 +175,10 @@ def test_ctrl_c_stops_a_search_and_its_workers_and_resume_finishes_it(search_run
             "--trials", "5000", "--population-size", "8", "--supernet", str(search_run / "supernet"),
             "--predictors", str(search_run / "predictors"), "--latency-budget-ms", "1000",
             "--memory-budget-mb", "1000", "--format", "safetensors", "--no-progress"]
-    proc = subprocess.Popen(argv, env=_env_for_subprocess(), stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a test run started in the background (nohup, `&`)
+    # ignores it, and a child inherits that, so Python would never raise KeyboardInterrupt
+    proc = subprocess.Popen(argv, env=_env_for_subprocess(), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def complete() -> int:
         if not (out / "study.journal").is_file():  # opening the storage would create the file

@@ -215,8 +215,12 @@ def test_resume_tops_up_without_retraining(run, tmp_path):
     weights = copy / "supernet" / "supernet.safetensors"
     stamp = weights.stat().st_mtime_ns
     n_profiles = len(pd.read_csv(copy / "profiles.csv"))
+    assert json.loads((copy / "summary.json").read_text())["sessions"] == 1
     result = run_search(SearchConfig(out=str(copy), resume=True, **{**SMALL, "trials": 30}), progress=False)
     assert result.summary["trials_completed"] == 30 and result.summary["trials_this_session"] == 6
+    # the record counts the run's sessions (each start that reached its study), not only this one
+    assert result.summary["sessions"] == json.loads((copy / "config.json").read_text())["sessions"] == 2
+    assert "| sessions | 2 |" in (copy / "report.md").read_text()
     assert weights.stat().st_mtime_ns == stamp
     assert len(pd.read_csv(copy / "profiles.csv")) == n_profiles
     assert len(pd.read_csv(copy / "trials.csv")) == 30
@@ -533,10 +537,37 @@ def test_pick_measures_near_misses_when_no_trial_is_predicted_to_meet_the_budget
     pick = _pick(Budget(latency_ms=1.15), 0, trials, measure, smallest, n_candidates=2)
     assert pick["status"] == "met" and pick["arch_id"] == smallest_arch.arch_id and pick["trial_number"] is None
     assert pick["predicted"] == smallest["min_arch_predicted"]
-    # nothing meets 1.0 ms when measured: infeasible, naming the smallest achievable cost
+    # the smallest architecture misses 1.0 ms when measured: infeasible at once, naming the smallest
+    # achievable cost, without measuring the near misses (larger networks)
+    measured.clear()
     pick = _pick(Budget(latency_ms=1.0), 0, trials, measure, smallest, n_candidates=3)
     assert pick["status"] == "infeasible" and pick["arch_id"] is None and pick["export_dir"] is None
-    assert "1.14 ms" in pick["message"] and pick["candidates_measured"] == 4
+    assert "1.14 ms" in pick["message"] and pick["candidates_measured"] == 1 and measured == []
+
+
+def test_pick_falls_back_to_the_smallest_architecture_when_every_predicted_candidate_misses():
+    from nas.search import _pick
+    from search_spaces.space import create_space
+
+    space = create_space("digits-s")
+    archs = space.spread(4, key=lambda a: sum(a.widths), seed=1)
+    smallest_arch = space.min_arch()
+    rows = [{"number": i, "state": "COMPLETE", "val_acc": 0.9 - 0.01 * i, "pred_latency_ms": 0.9,
+             "pred_peak_mem_mb": 1.0, "feasible_b0": True, "arch_id": a.arch_id, "arch_json": a.to_json()}
+            for i, a in enumerate(archs)]
+    latency = {a.arch_id: 1.5 for a in archs} | {smallest_arch.arch_id: 0.8}  # all 50 % + slower than predicted
+    smallest = {"pred_latency_ms": 0.7, "pred_peak_mem_mb": 1.0, "measured_latency_ms": 0.8,
+                "measured_peak_mem_mb": 1.0, "min_arch_id": smallest_arch.arch_id, "min_arch": smallest_arch.to_dict(),
+                "min_arch_predicted": {"val_acc": 0.6, "latency_ms": 0.7, "peak_mem_mb": 1.0}}
+    measure = lambda arch: {"latency_ms": latency[arch.arch_id], "peak_mem_mb": 1.0, "test_acc": 0.5}  # noqa: E731
+    pick = _pick(Budget(latency_ms=1.0), 0, pd.DataFrame(rows), measure, smallest, n_candidates=2)
+    assert pick["status"] == "met" and pick["arch_id"] == smallest_arch.arch_id and pick["trial_number"] is None
+    assert pick["predicted_to_meet"] is True and pick["candidates_measured"] == 3
+    assert "the 2 candidate(s) predicted to meet it miss it when measured" in pick["message"]
+    # a budget even the smallest misses: the candidate that misses by least, as before
+    latency[smallest_arch.arch_id] = 1.6
+    pick = _pick(Budget(latency_ms=1.0), 0, pd.DataFrame(rows), measure, smallest, n_candidates=2)
+    assert pick["status"] == "missed" and pick["trial_number"] == 0 and pick["excess_pct"]["latency"] == 50.0
 
 
 @pytest.mark.parametrize("content, message", [(None, "holds no config.json"), ("{not json", "not valid JSON"),
@@ -597,3 +628,40 @@ def test_bench_search_takes_data_dir_and_checks_the_data_before_writing(tmp_path
                  "--no-progress"]) == 2
     assert f"--data-dir {tmp_path / 'none'} does not exist" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_search_config_refuses_a_seed_the_samplers_and_predictors_cannot_take():
+    from nas.search import SearchConfig
+
+    assert SearchConfig(seed=2**32 - 1).seed == 2**32 - 1
+    with pytest.raises(ValueError, match=r"seed must be at most 4294967295 with 1 worker\(s\)"):
+        SearchConfig(seed=2**32)  # refused before the run directory, not after the supernet trained
+    with pytest.raises(ValueError, match=r"seed must be at most 4294966295 with 2 worker\(s\)"):
+        SearchConfig(seed=2**32 - 1, workers=2)
+
+
+def test_resume_keeps_the_data_split_its_trials_were_scored_on(run, tmp_path, capsys):
+    """A reused supernet retrained with another seed would move the split under a resumed study."""
+    sn = tmp_path / "sn"
+    shutil.copytree(run.run_dir / "supernet", sn)
+    out = tmp_path / "r"
+    argv = _reusing(run, out)
+    argv[argv.index("--supernet") + 1] = str(sn)
+    assert search_main(argv) == 0
+    record = json.loads((out / "config.json").read_text())
+    assert record["data_seed"] == 0 and record["sessions"] == 1
+    sn_config = json.loads((sn / "config.json").read_text())
+    (sn / "config.json").write_text(json.dumps({**sn_config, "seed": 3}))  # "retrained" with seed 3
+    capsys.readouterr()
+    assert search_main(["--out", str(out), "--resume", "--quick", "--trials", "12", "--population-size", "8",
+                        "--no-progress", "--format", "safetensors", "--latency-budget-ms", "1000",
+                        "--memory-budget-mb", "1000"]) == 2
+    assert "scored its trials on the data split of seed 0, but its supernet" in capsys.readouterr().err
+    # a run recorded before data_seed existed goes on with its --seed split
+    (sn / "config.json").write_text(json.dumps(sn_config))
+    del record["data_seed"]
+    (out / "config.json").write_text(json.dumps({**record, "seed": 0}))
+    assert search_main(["--out", str(out), "--resume", "--quick", "--trials", "12", "--population-size", "8",
+                        "--no-progress", "--format", "safetensors", "--latency-budget-ms", "1000",
+                        "--memory-budget-mb", "1000"]) == 0
+    assert json.loads((out / "config.json").read_text())["data_seed"] == 0

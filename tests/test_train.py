@@ -477,17 +477,19 @@ def test_train_config_refuses_a_warmup_longer_than_training():
 def test_train_model_names_wrong_arguments_before_training():
     splits = load_dataset("digits", seed=0)
     model = create_model("quadranet_digits", num_classes=10)
-    before = [p.detach().clone() for p in model.parameters()]
+    five = create_model("quadranet_digits", num_classes=5)
+    before = [p.detach().clone() for p in five.parameters()]
     with pytest.raises(ValueError, match=r"outputs of shape \(1, 5\) for one input, but dataset 'digits' has 10 "
                                          r"classes: build it with num_classes=10"):
-        train_model(create_model("quadranet_digits", num_classes=5), splits, TrainConfig(epochs=1), progress=False)
+        train_model(five, splits, TrainConfig(epochs=1), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, five.parameters()))  # refused before any step
+    assert five.training  # its mode restored after the check's forward
     with pytest.raises(TypeError, match="splits must be a DatasetSplits"):
         train_model(model, (splits.train, splits.val, splits.test), TrainConfig(epochs=1), progress=False)
     with pytest.raises(TypeError, match="config must be a TrainConfig, got dict"):
         train_model(model, splits, {"epochs": 1}, progress=False)
     with pytest.raises(TypeError, match="model must be a torch nn.Module, got NoneType"):
         train_model(None, splits, TrainConfig(epochs=1), progress=False)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing trained
 
 
 def test_evaluate_names_a_bad_device_or_data():
