@@ -448,8 +448,10 @@ def test_bench_search_record(run, tmp_path):
     assert record["hv_ratio"] == pytest.approx(record["hypervolume_default"] / record["hypervolume_random"])
     for key in ("trials_per_s", "trials_per_s_random", "trials_per_s_cached", "trials_per_s_sqlite"):
         assert record[key] > 0
-    # every hypervolume is in the normalised box [0, 1.1]^3 of the shared reference
-    assert all(0 < v <= 1.1 ** 3 for v in hv.values())
+    # every hypervolume is in the normalised box [0, 1.1]^3 of the shared reference; it is 0 only for
+    # a study none of whose 24 trials was predicted to meet a budget (seen once in CI with 8 profiled
+    # architectures), so at least one study has a positive one
+    assert all(0 <= v <= 1.1 ** 3 for v in hv.values()) and max(hv.values()) > 0
     assert [b["source"] for b in record["budgets"]] == ["auto", "auto"]
 
 
