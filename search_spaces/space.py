@@ -203,12 +203,16 @@ class SearchSpace:
         return ArchConfig(space=self.name, stages=tuple(StageArch(width=w, blocks=tuple(b)) for w, b in stages))
 
     # --- validation and conversion -----------------------------------------------------------
-    def validate(self, arch: ArchConfig) -> ArchConfig:
-        """Return ``arch`` if it is a member of this space, else raise :class:`ArchError`."""
+    def _check_of_space(self, arch: object) -> None:
+        """Raise :class:`ArchError` unless ``arch`` is an ArchConfig naming this space."""
         if not isinstance(arch, ArchConfig):
             raise ArchError("arch", f"expected an ArchConfig, got {type(arch).__name__}")
         if arch.space != self.name:
             raise ArchError("space", f"architecture is for space {arch.space!r}, not {self.name!r}")
+
+    def validate(self, arch: ArchConfig) -> ArchConfig:
+        """Return ``arch`` if it is a member of this space, else raise :class:`ArchError`."""
+        self._check_of_space(arch)
         if len(arch.stages) != self.n_stages:
             raise ArchError("stages", f"{len(arch.stages)} stages given; space {self.name!r} has {self.n_stages}")
         for i, (stage, ds, ws) in enumerate(zip(arch.stages, self.depth_choices, self.width_choices)):
@@ -229,10 +233,7 @@ class SearchSpace:
         ``arch`` must be of this space; its choices are not checked against the space's (the
         supernet builds its all-quadratic layout, the staircase bench wider stages, through it).
         """
-        if not isinstance(arch, ArchConfig):
-            raise ArchError("arch", f"expected an ArchConfig, got {type(arch).__name__}")
-        if arch.space != self.name:
-            raise ArchError("space", f"architecture is for space {arch.space!r}, not {self.name!r}")
+        self._check_of_space(arch)
         stages = tuple(
             StageConfig(width=s.width, blocks=tuple(
                 BlockConfig(mixer=ORDER_MIXER[b.order], kernel_size=b.kernel_size, mlp_ratio=b.mlp_ratio)
