@@ -13,29 +13,23 @@ times the reference's median latency over the training table (``ref_baseline_ms`
 size) — latency at one machine speed — and :meth:`evaluate` brings held-out measurements to
 that same speed (raw figures are reported beside, as ``*_raw``).
 
-``fit`` with ``model="auto"`` scores every registered cost model by K-fold cross-validated
-RMSPE on the table and keeps the best as the default (the scores are kept in
+``fit`` with ``model="auto"`` scores every registered cost model (:data:`COST_MODELS`) by K-fold
+cross-validated RMSPE on the table and keeps the best as the default (the scores are kept in
 ``cv_scores``). A predictor belongs to the device its table was measured on: the table must hold
 one device fingerprint, which the predictor keeps; :meth:`check_device` (and ``load`` given the
-current fingerprint) refuses another device unless forced, and :meth:`evaluate`,
-:meth:`predict_table` and :meth:`measured` refuse a table measured on another device (unless
-forced) or at batch sizes the predictor was not fitted on.
+current fingerprint) refuses another device unless forced (:mod:`predictors.device`), and
+:meth:`evaluate`, :meth:`predict_table` and :meth:`measured` refuse a table measured on another
+device (unless forced) or at batch sizes the predictor was not fitted on.
 
-An artifact directory holds ``predictor.json`` (target, model, feature schema, fingerprint,
-batch sizes, CV scores, library versions), ``model.pkl`` (the fitted model, pickled) and
-``train.csv`` (the training table). Pickles only load on the scikit-learn they were written
-with; :meth:`Predictor.refit` rebuilds the model from ``train.csv`` on whatever is installed.
-Only load artifacts you trust: unpickling runs code.
+Persistence — :meth:`save`, :meth:`load`, :meth:`refit`, :meth:`read_metadata` — is
+:mod:`predictors.artifact`'s: a data-only directory (``predictor.json``, ``model.safetensors``,
+``train.csv``) that loading never executes anything from.
 """
 
 from __future__ import annotations
 
 import json
 import numbers
-import os
-import pickle
-import platform
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -43,50 +37,23 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import sklearn
 
+from predictors import artifact
+from predictors.artifact import ARTIFACT_VERSION, library_versions
+from predictors.costmodel import COST_MODELS, ClampedCostWarning, Samples, create_cost_model
+from predictors.device import (DeviceMismatch, check_fingerprint_arg, check_table_device, describe_fingerprint,
+                               fingerprint_diffs)
 from predictors.features import arch_features, feature_names
 from predictors.metrics import prediction_metrics, rmspe
-from predictors.models import MODELS, ClampedCostWarning, Samples, create_model
-from predictors.table import PROFILE_COLUMNS, TARGETS, aggregate_profiles
+from predictors.table import TARGETS, aggregate_profiles
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.space import SearchSpace, as_space, create_space
 
-__all__ = ["DeviceMismatch", "MAX_SEED", "Predictor", "library_versions"]
+__all__ = ["DeviceMismatch", "MAX_SEED", "Predictor", "library_versions"]  # the first and last re-exported
 
-ARTIFACT_VERSION = 1
 NORMALIZE = ("auto", "reference", "none")
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state takes [0, 2**32 - 1]
-ARTIFACT_FILES = ("predictor.json", "model.pkl", "train.csv")
-
-
-class DeviceMismatch(ValueError):
-    """A predictor is being used for a device other than the one it was fitted on."""
-
-
-def library_versions() -> dict[str, str]:
-    import scipy
-
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "pandas": pd.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__}
-
-
-def _fingerprint_diffs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-
-
-def _describe_fp(fp: dict[str, Any]) -> str:
-    return f"{fp.get('kind', '?')} {fp.get('name', '?')}"
-
-
-def _check_fingerprint_arg(fingerprint: object) -> dict[str, Any]:
-    """``fingerprint`` as given to :meth:`Predictor.check_device` / ``load``: a dict of identity fields."""
-    if not isinstance(fingerprint, dict):
-        hint = " (pass fingerprint.to_dict())" if callable(getattr(fingerprint, "to_dict", None)) else ""
-        raise TypeError(f"fingerprint must be a dict of the device's identity fields, as DeviceFingerprint.to_dict() "
-                        f"gives, got {type(fingerprint).__name__} {fingerprint!r}{hint}")
-    return fingerprint
 
 
 class Predictor:
@@ -98,8 +65,8 @@ class Predictor:
             raise ValueError(f"unknown normalize {normalize!r}; valid: {', '.join(NORMALIZE)}")
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
-        if model != "auto" and model not in MODELS:
-            raise ValueError(f"unknown model {model!r}; valid: auto, {', '.join(MODELS)}")
+        if model != "auto" and model not in COST_MODELS:
+            raise ValueError(f"unknown model {model!r}; valid: auto, {', '.join(COST_MODELS)}")
         if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
             raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
@@ -200,10 +167,10 @@ class Predictor:
         self.feature_schema = feature_names(create_space(self.space), cuda=self.sm_count is not None)
         self.table = table.reset_index(drop=True).copy()
         samples, y = self._table_samples(self.table), self._target_values(self.table)
-        names = list(MODELS) if self.model_choice == "auto" else [self.model_choice]
+        names = list(COST_MODELS) if self.model_choice == "auto" else [self.model_choice]
         self.cv_scores = {name: self._cv_rmspe(name, samples, y) for name in names} if len(names) > 1 else {}
         self.model_name = min(self.cv_scores, key=self.cv_scores.get) if self.cv_scores else names[0]
-        self.model = create_model(self.model_name, seed=self.seed).fit(samples, y)
+        self.model = create_cost_model(self.model_name, seed=self.seed).fit(samples, y)
         self.batch_sizes = sorted(int(b) for b in np.unique(samples.batch_sizes))
         self.fitted_at = time.strftime("%Y-%m-%dT%H:%M:%S")
         return self
@@ -216,7 +183,7 @@ class Predictor:
         for k, test in enumerate(folds):
             train = np.concatenate([f for j, f in enumerate(folds) if j != k])
             try:
-                model = create_model(name, seed=self.seed).fit(samples.subset(train), y[train])
+                model = create_cost_model(name, seed=self.seed).fit(samples.subset(train), y[train])
                 with warnings.catch_warnings():  # a clamped fold prediction shows in the score, not as a warning
                     warnings.simplefilter("ignore", ClampedCostWarning)
                     pred[test] = model.predict(samples.subset(test))
@@ -288,35 +255,9 @@ class Predictor:
             raise ValueError(f"{what}: the table's rows are from space(s) {spaces}; this {self.target} predictor is "
                              f"for space {self.space!r}: select its rows first")
         if not force:
-            self._check_table_device(table, what=what)
+            check_table_device(self.fingerprint, table, what=what, target=self.target)
         self._check_batch_sizes(table["batch_size"].to_numpy(), what=what)
         return aggregate_profiles(table).reset_index(drop=True)
-
-    def _check_table_device(self, table: pd.DataFrame, *, what: str) -> None:
-        ids = sorted(table["fingerprint_id"].astype(str).unique())
-        texts = table["fingerprint"].astype(str).unique()
-        fps = []
-        for text in texts:
-            try:
-                fp = json.loads(text)
-            except ValueError:
-                fp = None
-            if not isinstance(fp, dict):
-                raise ValueError(f"{what}: column fingerprint must hold the device's fingerprint as a JSON object "
-                                 f"(as `nas profile` writes it), got {text[:60]!r}")
-            if fp not in fps:
-                fps.append(fp)
-        if len(fps) > 1:
-            raise DeviceMismatch(f"{what}: the table holds rows of {len(fps)} devices (fingerprint_id {ids}); this "
-                                 f"{self.target} predictor is for {_describe_fp(self.fingerprint)}: select that "
-                                 f"device's rows first")
-        diffs = _fingerprint_diffs(self.fingerprint, fps[0])
-        if diffs:
-            raise DeviceMismatch(
-                f"{what}: this {self.target} predictor was fitted on {_describe_fp(self.fingerprint)}, but the "
-                f"table was measured on {_describe_fp(fps[0])} (fingerprint_id {', '.join(ids)}); differing: "
-                f"{'; '.join(diffs)}. Use a table measured on the predictor's device, or pass force=True to use "
-                f"this one anyway")
 
     def _predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         if len(rows) == 0:
@@ -357,15 +298,17 @@ class Predictor:
     def check_device(self, fingerprint: dict[str, Any], *, force: bool = False) -> None:
         """Refuse (raise :class:`DeviceMismatch`) if ``fingerprint`` is not this predictor's device."""
         self._require_fitted()
-        diffs = _fingerprint_diffs(self.fingerprint, _check_fingerprint_arg(fingerprint))
+        diffs = fingerprint_diffs(self.fingerprint, check_fingerprint_arg(fingerprint))
         if diffs and not force:
             raise DeviceMismatch(
-                f"this {self.target} predictor was fitted on {_describe_fp(self.fingerprint)}, but the device is "
-                f"{_describe_fp(fingerprint)}; differing: {'; '.join(diffs)}. Profile this device and fit a "
+                f"this {self.target} predictor was fitted on {describe_fingerprint(self.fingerprint)}, but the device is "
+                f"{describe_fingerprint(fingerprint)}; differing: {'; '.join(diffs)}. Profile this device and fit a "
                 f"predictor for it, or force its use (--force)")
 
-    # --- persistence ------------------------------------------------------------------------
+    # --- persistence (predictors.artifact) -----------------------------------------------------
     def metadata(self) -> dict[str, Any]:
+        """What ``predictor.json`` records of this predictor (all but ``model_state``, which
+        :meth:`save` adds): its settings, what it was fitted on, and the library versions."""
         return {
             "artifact_version": ARTIFACT_VERSION, "target": self.target, "column": self.column,
             "model": self.model_name, "model_choice": self.model_choice, "folds": self.folds, "seed": self.seed,
@@ -379,140 +322,40 @@ class Predictor:
         }
 
     def save(self, directory: str | Path) -> Path:
-        """Write the artifact (``predictor.json``, ``model.pkl``, ``train.csv``) atomically per file."""
+        """Write the artifact (``predictor.json``, ``model.safetensors``, ``train.csv``) into
+        ``directory``, atomically per file; ``predictor.json`` last (it records the digest of the
+        arrays just written), then a leftover ``model.pkl`` of an old artifact is removed."""
         self._require_fitted()
-        directory = Path(directory)
-        for path in (directory, *directory.parents):
-            if path.exists() or path.is_symlink():  # a dangling link blocks as a file would
-                if path.is_dir():
-                    break
-                if path == directory:
-                    raise FileExistsError(f"predictor artifact directory {directory} exists and is not a directory; "
-                                          f"give a directory to write {', '.join(ARTIFACT_FILES)} into")
-                raise FileExistsError(f"predictor artifact directory {directory} cannot be created: {path} is a "
-                                      f"file, not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
-        columns = [c for c in PROFILE_COLUMNS if c in self.table.columns] + [
-            c for c in ("passes", "latency_pass_spread", "latency_pass_mad", "ref_ratio", "ref_ratio_pass_mad")
-            if c in self.table.columns]
-        _atomic_write(directory / "train.csv", self.table[columns].to_csv(index=False).encode())
-        _atomic_write(directory / "model.pkl", pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL))
-        _atomic_write(directory / "predictor.json", (json.dumps(self.metadata(), indent=2) + "\n").encode())
-        return directory
-
-    @staticmethod
-    def _read_meta(directory: Path) -> dict[str, Any]:
-        if directory.is_file():
-            hint = (f"; the artifact directory holding it is {directory.parent}" if directory.name in ARTIFACT_FILES
-                    else "")
-            raise ValueError(f"{directory} is a file; a predictor artifact is a directory (holding "
-                             f"{', '.join(ARTIFACT_FILES)}){hint}")
-        path = directory / "predictor.json"
-        try:
-            meta = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{directory} is not a predictor artifact (no predictor.json)") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"predictor metadata {path} is unreadable or corrupted: {err}") from None
-        if not isinstance(meta, dict):
-            raise ValueError(f"predictor metadata {path} is not a JSON object")
-        need = ("artifact_version", "target", "model", "space", "batch_sizes", "feature_schema", "fingerprint",
-                "versions", "folds", "seed", "model_choice")
-        missing = [k for k in need if k not in meta]
-        if missing:
-            raise ValueError(f"predictor metadata {path} lacks {missing}")
-        for key, kind in (("versions", dict), ("batch_sizes", list), ("feature_schema", list), ("fingerprint", dict)):
-            if not isinstance(meta[key], kind):
-                raise ValueError(f"predictor metadata {path}: {key} must be a JSON {'object' if kind is dict else 'list'}")
-        if meta["artifact_version"] != ARTIFACT_VERSION:
-            raise ValueError(f"{path}: artifact version {meta['artifact_version']} is not {ARTIFACT_VERSION}")
-        if meta["target"] not in TARGETS or meta["model"] not in MODELS:
-            raise ValueError(f"{path}: unknown target {meta['target']!r} or model {meta['model']!r}")
-        return meta
-
-    @staticmethod
-    def _read_table(directory: Path) -> pd.DataFrame:
-        from predictors.table import read_profiles
-
-        table = read_profiles(directory / "train.csv")
-        if len(table) == 0:
-            raise ValueError(f"predictor training table {directory / 'train.csv'} has no rows; the artifact cannot "
-                             f"be rebuilt from it: fit a new one with `nas predictors fit`")
-        return table
+        return artifact.save(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path, *, fingerprint: dict[str, Any] | None = None,
              force: bool = False) -> "Predictor":
         """Load an artifact; with ``fingerprint`` (a dict, as ``DeviceFingerprint.to_dict()`` gives),
-        refuse another device unless ``force``."""
-        if fingerprint is not None:
-            _check_fingerprint_arg(fingerprint)
-        directory = Path(directory)
-        meta = cls._read_meta(directory)
-        installed = sklearn.__version__
-        if meta["versions"].get("scikit-learn") != installed:
-            raise ValueError(
-                f"predictor {directory} was saved with scikit-learn {meta['versions'].get('scikit-learn')}, "
-                f"this is {installed}: rebuild it from its stored table with `nas predictors refit {directory}`")
-        pred = cls._from_meta(meta)
-        try:
-            pred.model = pickle.loads((directory / "model.pkl").read_bytes())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"predictor {directory} has no model.pkl; `nas predictors refit {directory}` "
-                                    f"rebuilds it from train.csv") from None
-        except Exception as err:  # a truncated or corrupted pickle raises many kinds
-            raise ValueError(f"predictor model {directory / 'model.pkl'} is corrupted ({type(err).__name__}: "
-                             f"{err}); `nas predictors refit {directory}` rebuilds it from train.csv") from None
-        if getattr(pred.model, "name", None) != meta["model"]:
-            raise ValueError(f"{directory / 'model.pkl'} holds {getattr(pred.model, 'name', '?')!r}, metadata says "
-                             f"{meta['model']!r}")
-        pred.table = cls._read_table(directory)
-        if fingerprint is not None:
-            pred.check_device(fingerprint, force=force)
-        return pred
+        refuse another device unless ``force``.
 
-    @classmethod
-    def _from_meta(cls, meta: dict[str, Any]) -> "Predictor":
-        pred = cls(target=meta["target"], model=meta["model_choice"], folds=meta["folds"], seed=meta["seed"],
-                   normalize=meta.get("normalize", "auto"))
-        pred.normalization = meta.get("normalization", "none")
-        pred.ref_arch_id = meta.get("ref_arch_id")
-        base = meta.get("ref_baseline_ms")
-        if isinstance(base, (int, float)) and not isinstance(base, bool):  # one speed for all batch sizes
-            base = {b: base for b in meta["batch_sizes"]}
-        if base is not None and not isinstance(base, dict):
-            raise ValueError(f"predictor metadata: ref_baseline_ms must be an object of batch size -> ms, got {base!r}")
-        pred.ref_baseline_ms = {int(b): float(v) for b, v in base.items()} if base is not None else None
-        pred.model_name = meta["model"]
-        pred.cv_scores = dict(meta.get("cv_rmspe") or {})
-        pred.space = meta["space"]
-        pred.batch_sizes = [int(b) for b in meta["batch_sizes"]]
-        pred.feature_schema = list(meta["feature_schema"])
-        pred.fingerprint = meta["fingerprint"]
-        pred.fitted_at = meta.get("fitted_at")
-        return pred
+        Reads only JSON, safetensors and CSV: an artifact of the old pickle format (``model.pkl``)
+        is refused, its pickle unread, with the command that rebuilds it. Whatever scikit-learn
+        saved it, it predicts as it did when saved."""
+        return artifact.load(cls, directory, fingerprint=fingerprint, force=force)
 
     @classmethod
     def refit(cls, directory: str | Path) -> "Predictor":
-        """Rebuild an artifact's model from its stored ``train.csv`` with the installed libraries, and save."""
-        directory = Path(directory)
-        meta = cls._read_meta(directory)
-        table = cls._read_table(directory)
-        pred = cls(target=meta["target"], model=meta["model_choice"], folds=meta["folds"], seed=meta["seed"],
-                   normalize=meta.get("normalize", "auto"))
-        pred.fit(table)
-        pred.save(directory)
-        return pred
+        """Rebuild an artifact's model from its ``predictor.json`` and ``train.csv`` with the installed
+        libraries, and save it in this format. Takes an artifact of the old pickle format too: its
+        ``model.pkl`` is never read, and is removed."""
+        return artifact.refit(cls, directory)
 
+    @staticmethod
+    def read_metadata(directory: str | Path) -> dict[str, Any]:
+        """The ``predictor.json`` of the artifact ``directory``, validated, without loading the model
+        or the training table: a dict with at least ``artifact_version``, ``target``, ``model``,
+        ``model_choice``, ``space``, ``batch_sizes``, ``feature_schema``, ``fingerprint``,
+        ``versions``, ``folds`` and ``seed`` (as :meth:`metadata` wrote them, plus ``model_state``).
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        An artifact of the old pickle format (version 1) is described too, its ``model.pkl``
+        unread; :meth:`load` refuses it until :meth:`refit` rebuilds it. Raises
+        ``FileNotFoundError`` where ``directory`` has no ``predictor.json``, and ``ValueError``
+        where it is a file, or the metadata is unreadable, incomplete or of an unknown version,
+        target or model."""
+        return artifact.read_metadata(directory)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from profilers.backend import backend_for
+
 __all__ = ["cpu_model_name", "device_name"]
 
 
@@ -23,7 +25,4 @@ def cpu_model_name() -> str:
 
 def device_name(device: torch.device | str) -> str:
     """Human-readable name of ``device``: the GPU's name on CUDA, the CPU model otherwise."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return cpu_model_name()
+    return backend_for(device).name()

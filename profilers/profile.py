@@ -26,24 +26,20 @@ One call produces a :class:`ProfileRecord`:
 
 from __future__ import annotations
 
-import json
 import numbers
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from profilers.fingerprint import ClockReading, DeviceFingerprint, clock_change, device_fingerprint, read_clocks
-from profilers.kernels import KernelRecord, kernel_records_from_trace
-from profilers.memory import cpu_memory_events, peak_cuda_memory_bytes, peak_from_memory_events
-from profilers.quiet import filtered_native_stderr
-from profilers.timing import (TimingStats, check_timing_settings, measure_latency, measure_latency_paired,
-                              synchronize)
+from profilers.backend import backend_for
+from profilers.fingerprint import ClockReading, DeviceFingerprint, clock_change
+from profilers.kernels import KernelRecord
+from profilers.ops import OpRecord
+from profilers.timing import TimingStats, check_timing_settings, measure_latency, measure_latency_paired
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.networks import QuadraNet
@@ -70,21 +66,6 @@ class LatencySettings:
         # rules; NumPy numbers are stored as plain int / float.
         for name, value in check_timing_settings(**asdict(self)).items():
             object.__setattr__(self, name, value)
-
-
-@dataclass(frozen=True)
-class OpRecord:
-    """One operator (name and input shapes) aggregated over an inference forward."""
-
-    name: str
-    input_shapes: str
-    count: int
-    self_cpu_us: float
-    cpu_total_us: float
-    self_device_us: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -188,18 +169,6 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     del loss
 
 
-def _op_records(prof) -> tuple[OpRecord, ...]:
-    records = []
-    for e in prof.key_averages(group_by_input_shape=True):
-        records.append(OpRecord(
-            name=e.key, input_shapes=str(e.input_shapes), count=int(e.count),
-            self_cpu_us=float(e.self_cpu_time_total), cpu_total_us=float(e.cpu_time_total),
-            self_device_us=float(getattr(e, "self_device_time_total", 0.0) or 0.0),
-        ))
-    records.sort(key=lambda r: -r.self_cpu_us)
-    return tuple(records)
-
-
 def profile(
     target: nn.Module | ArchConfig,
     *,
@@ -224,12 +193,8 @@ def profile(
     if not isinstance(latency, LatencySettings):
         raise TypeError(f"latency must be a LatencySettings, got {type(latency).__name__}"
                         + (f"; build one from it: LatencySettings(**{latency!r})" if isinstance(latency, dict) else ""))
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device}")
+    backend = backend_for(device)
+    device = backend.device
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but torch sees no CUDA device")
     space = as_space(space)
@@ -247,71 +212,45 @@ def profile(
     was_training = model.training
     saved_grads = {p: p.grad for p in model.parameters() if p.grad is not None}
     t0 = time.perf_counter()
-    old_threads = torch.get_num_threads()
-    if device.type == "cpu" and threads is not None:
-        torch.set_num_threads(threads)
     try:
-        fp = device_fingerprint(device, threads=torch.get_num_threads() if device.type == "cpu" else None)
-        gen = torch.Generator().manual_seed(seed)
-        model = model.to(device)
-        x = torch.randn((batch_size, *shape), generator=gen).to(device)
-        n_classes = _num_classes(model.eval(), x)
-        y = torch.randint(0, n_classes, (batch_size,), generator=gen).to(device)
-        resident = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
-        param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        with backend.threads(threads):
+            fp = backend.fingerprint(backend.threads_in_use())
+            gen = torch.Generator().manual_seed(seed)
+            model = model.to(device)
+            x = torch.randn((batch_size, *shape), generator=gen).to(device)
+            n_classes = _num_classes(model.eval(), x)
+            y = torch.randint(0, n_classes, (batch_size,), generator=gen).to(device)
+            resident = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+            param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+            x_bytes, y_bytes = x.numel() * x.element_size(), y.numel() * y.element_size()
 
-        before = read_clocks(device)
-        model.eval()
+            before = backend.read_clocks()
+            model.eval()
 
-        def infer() -> None:
-            with torch.inference_mode():
-                model(x)
-
-        timing = asdict(latency)  # LatencySettings' fields are the timing functions' keywords
-        ref_stats = None
-        if ref_model is None:
-            stats = measure_latency(infer, device, **timing)
-        else:
-            ref_model = ref_model.to(device).eval()
-
-            def infer_ref() -> None:
+            def infer() -> None:
                 with torch.inference_mode():
-                    ref_model(x)
+                    model(x)
 
-            stats, ref_stats = measure_latency_paired(infer, infer_ref, device, **timing)
-        ops: tuple[OpRecord, ...] = ()
-        kernels: tuple[KernelRecord, ...] = ()
-        if device.type == "cuda":
-            synchronize(device)
-            peak_infer = peak_cuda_memory_bytes(infer, device)
+            timing = asdict(latency)  # LatencySettings' fields are the timing functions' keywords
+            ref_stats = None
+            if ref_model is None:
+                stats = measure_latency(infer, device, **timing)
+            else:
+                ref_model = ref_model.to(device).eval()
+
+                def infer_ref() -> None:
+                    with torch.inference_mode():
+                        ref_model(x)
+
+                stats, ref_stats = measure_latency_paired(infer, infer_ref, device, **timing)
+            peak_infer, ops, kernels = backend.profile_call(infer, live_bytes=resident + x_bytes, with_ops=with_ops,
+                                                            fingerprint=fp)
             model.train()
-            peak_train = peak_cuda_memory_bytes(lambda: _train_step(model, x, y), device)
+            peak_train = backend.peak_bytes(lambda: _train_step(model, x, y), live_bytes=resident + x_bytes + y_bytes)
             model.zero_grad(set_to_none=True)
             model.eval()
-            if with_ops:
-                ops, kernels = _profile_ops_cuda(infer, fp)
-        else:
-            from torch.profiler import ProfilerActivity
-            from torch.profiler import profile as torch_profile
-
-            with filtered_native_stderr():
-                with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True,
-                                   record_shapes=with_ops) as prof:
-                    infer()
-            peak_infer = resident + x.numel() * x.element_size() + peak_from_memory_events(cpu_memory_events(prof))
-            if with_ops:
-                ops = _op_records(prof)
-            model.train()
-            with filtered_native_stderr():
-                with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof_t:
-                    _train_step(model, x, y)
-            model.zero_grad(set_to_none=True)
-            model.eval()
-            peak_train = (resident + x.numel() * x.element_size() + y.numel() * y.element_size()
-                          + peak_from_memory_events(cpu_memory_events(prof_t)))
-        after = read_clocks(device)
+            after = backend.read_clocks()
     finally:
-        torch.set_num_threads(old_threads)
         model.train(was_training)
         if ref_model is not None:
             ref_model.train(ref_was_training)
@@ -327,19 +266,3 @@ def profile(
         arch=arch, ops=ops, kernels=kernels, ref_latency=ref_stats,
         ref_arch_id=ref_arch.arch_id if ref_arch is not None else None,
     )
-
-
-def _profile_ops_cuda(infer, fp: DeviceFingerprint) -> tuple[tuple[OpRecord, ...], tuple[KernelRecord, ...]]:
-    """One profiled inference forward on CUDA: per-op and per-kernel records."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
-    with filtered_native_stderr():
-        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
-            infer()
-            torch.cuda.synchronize()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trace.json"
-        prof.export_chrome_trace(str(path))
-        trace = json.loads(path.read_text())
-    return _op_records(prof), tuple(kernel_records_from_trace(trace, fp))

@@ -1,6 +1,7 @@
 """Wall-clock timing of a callable on a device, and robust summaries of repeated samples.
 
-CUDA work is timed with CUDA events after synchronising; CPU work with ``perf_counter``.
+CUDA work is timed with CUDA events after synchronising, CPU work with ``perf_counter``: the
+device's profiler backend (:mod:`profilers.backend`) times one call.
 Summaries use the median and the 10th/90th percentiles because shared machines are noisy.
 """
 
@@ -15,31 +16,21 @@ from typing import Callable, Sequence
 
 import torch
 
+from profilers.backend import backend_for
+
 __all__ = ["TimingStats", "check_timing_settings", "measure_latency", "measure_latency_paired", "summarize",
            "synchronize", "time_once_ms"]
 
 
 def synchronize(device: torch.device | str) -> None:
     """Wait for queued work on ``device`` (a no-op on CPU)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    backend_for(device).synchronize()
 
 
 def time_once_ms(fn: Callable[[], object], device: torch.device | str) -> float:
-    """Milliseconds one call of ``fn`` takes on ``device``."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize(device)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize(device)
-        return float(start.elapsed_time(end))
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3
+    """Milliseconds one call of ``fn`` takes on ``device`` (CUDA events on a GPU, ``perf_counter``
+    on a CPU: the device's profiler backend)."""
+    return backend_for(device).time_once_ms(fn)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
-"""Shared test set-up."""
+"""Shared test set-up: one intra-op thread, and the fixtures several test folders use — tiny
+search spaces, synthetic profile tables (:mod:`support`) — instead of private copies."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+
+from support.profiles import profile_table as _profile_table
+from support.profiles import sample_archs as _sample_archs
+from support.spaces import tiny_space as _tiny_space
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,3 +20,22 @@ def _single_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def tiny_space():
+    """``tiny_space(**overrides)``: a small unregistered search space (:mod:`support.spaces`)."""
+    return _tiny_space
+
+
+@pytest.fixture(scope="session")
+def sample_archs():
+    """``sample_archs(space_name, n, *, seed)``: ``n`` distinct members of a registered space."""
+    return _sample_archs
+
+
+@pytest.fixture(scope="session")
+def profile_table():
+    """``profile_table(archs, batch_sizes=(1, 8), ...)``: a synthetic profile table with closed-form
+    costs, one device (:mod:`support.profiles`)."""
+    return _profile_table

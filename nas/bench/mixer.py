@@ -30,8 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nas.train import check_device
-from profilers import device_name, peak_cuda_memory_bytes, saved_activation_bytes, summarize, time_once_ms
+from profilers import ProfilerBackend, backend_for, check_device, saved_activation_bytes, summarize, time_once_ms
 from search_spaces.networks import QuadraNet, count_params, uniform_net
 
 __all__ = ["MIXER_VARIANTS", "MixerBenchConfig", "mixer_bench_net", "run_mixer_bench"]
@@ -47,16 +46,16 @@ _MB = 2.0**20
 
 @dataclass(frozen=True)
 class MixerBenchConfig:
-    device: str = "cpu"
-    batch_size: int = 32
-    width: int = 64
-    depth: int = 4
-    image_size: int = 32
-    kernel_size: int = 7
-    repeats: int = 7
-    warmup: int = 2
-    threads: int | None = None  # CPU threads; None keeps torch's current setting
-    seed: int = 0
+    device: str = "cpu"  # the device the mixers run on
+    batch_size: int = 32  # images per step
+    width: int = 64  # channels of the network's one stage (divisible by 4: gnConv order 3)
+    depth: int = 4  # blocks of the stage
+    image_size: int = 32  # input height and width
+    kernel_size: int = 7  # mixer kernel size
+    repeats: int = 7  # interleaved timing rounds (medians reported)
+    warmup: int = 2  # untimed rounds first
+    threads: int | None = None  # CPU threads (default: torch's setting)
+    seed: int = 0  # seed of the weights and the inputs
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "width", "depth", "image_size", "kernel_size", "repeats"):
@@ -89,17 +88,13 @@ def mixer_bench_net(variant: str, config: MixerBenchConfig) -> QuadraNet:
 
 def run_mixer_bench(config: MixerBenchConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run the benchmark and return its JSON-ready record."""
-    device = torch.device(config.device)
-    old_threads = torch.get_num_threads()
-    if device.type == "cpu" and config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
-        return _run(config, device, progress)
-    finally:
-        torch.set_num_threads(old_threads)
+    backend = backend_for(config.device)
+    with backend.threads(config.threads):  # a CPU's intra-op threads; torch's setting comes back after
+        return _run(config, backend, progress)
 
 
-def _run(config: MixerBenchConfig, device: torch.device, progress: bool) -> dict[str, Any]:
+def _run(config: MixerBenchConfig, backend: ProfilerBackend, progress: bool) -> dict[str, Any]:
+    device = backend.device
     gen = torch.Generator().manual_seed(config.seed)
     x = torch.randn(config.batch_size, 3, config.image_size, config.image_size, generator=gen).to(device)
     y = torch.randint(0, 10, (config.batch_size,), generator=gen).to(device)
@@ -123,10 +118,9 @@ def _run(config: MixerBenchConfig, device: torch.device, progress: bool) -> dict
     record: dict[str, Any] = {}
     for n in names:
         saved = saved_activation_bytes(models[n], x, loss_fn=lambda out: F.cross_entropy(out, y))
-        peak = None
-        if device.type == "cuda":
-            train_step(n)  # optimizer state allocated before the peak is taken
-            peak = peak_cuda_memory_bytes(lambda: train_step(n), device) / _MB
+        train_step(n)  # optimizer state allocated before a device peak is taken
+        peak = backend.device_peak_bytes(lambda: train_step(n))  # the allocator's peak: None on a CPU
+        peak = None if peak is None else peak / _MB
         record[n] = {"saved_activation_mb": saved / _MB, "peak_cuda_mb": peak, "params": count_params(models[n])}
 
     for _ in range(config.warmup):
@@ -166,12 +160,12 @@ def _run(config: MixerBenchConfig, device: torch.device, progress: bool) -> dict
         q["saved_activation_mb"] / record["first_order"]["saved_activation_mb"]
     )
     record["peak_cuda_ratio_quadra_vs_gnconv"] = (
-        q["peak_cuda_mb"] / g["peak_cuda_mb"] if device.type == "cuda" else None
+        q["peak_cuda_mb"] / g["peak_cuda_mb"] if q["peak_cuda_mb"] is not None else None
     )
     record["config"] = {
         **asdict(config),
-        "threads_used": torch.get_num_threads() if device.type == "cpu" else None,
-        "device_name": device_name(device),
+        "threads_used": backend.threads_in_use(),
+        "device_name": backend.name(),
         "torch": torch.__version__,
         "timing": "median of interleaved repeats after warm-up",
     }

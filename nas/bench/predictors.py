@@ -15,18 +15,18 @@ to the training run's reference speed, and ``*_raw`` with the raw medians. The r
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nas.plots import parity_plot
 from nas.profiling import ProfileRunConfig, collect_profiles
-from predictors.models import MODELS
+from nas.report import parity_plot
+from nas.rundir import write_json
+from predictors import COST_MODELS
 from predictors.predictor import Predictor, library_versions
 from predictors.table import TARGETS
-from profilers.fingerprint import device_fingerprint
+from profilers import device_fingerprint
 from search_spaces.layers import check_positive_int
 
 __all__ = ["PredictorBenchConfig", "run_predictor_bench"]
@@ -34,15 +34,15 @@ __all__ = ["PredictorBenchConfig", "run_predictor_bench"]
 
 @dataclass(frozen=True)
 class PredictorBenchConfig:
-    space: str = "digits-s"
-    device: str = "cpu"
-    batch_sizes: tuple[int, ...] = (1,)
-    n_train: int = 150
-    n_test: int = 50
-    seed: int = 0
-    test_seed: int = 1
-    threads: int | None = None
-    targets: tuple[str, ...] = ("latency", "memory", "train_memory")
+    space: str = "digits-s"  # search space
+    device: str = "cpu"  # cpu or cuda[:N]
+    batch_sizes: tuple[int, ...] = (1,)  # batch sizes profiled and predicted
+    n_train: int = 150  # architectures profiled to fit on
+    n_test: int = 50  # held-out architectures profiled to test on
+    seed: int = 0  # seed of the training set and the models
+    test_seed: int = 1  # seed of the held-out set
+    threads: int | None = None  # CPU threads (default: torch's setting)
+    targets: tuple[str, ...] = tuple(TARGETS)  # what to predict
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
@@ -96,7 +96,7 @@ def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progre
             results = {}
             series = {}
             measured = list(default.measured(test))
-            for name in MODELS:
+            for name in COST_MODELS:
                 pred = default if name == default.model_name else Predictor(target=target, model=name,
                                                                                seed=config.seed).fit(train)
                 predicted = pred.predict_table(test)
@@ -123,5 +123,5 @@ def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progre
     record["config"] = asdict(config)
     record["versions"] = library_versions()
     record["minutes"] = (time.perf_counter() - t0) / 60.0
-    (out / "predictors.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out / "predictors.json", record)
     return record

@@ -61,37 +61,44 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
-from nas.data import DEFAULT_DATASET, default_dataset, load_dataset
-from nas.run_dir import append_json_line, check_new_run_dir, read_run_config, setting_changes, write_text_atomic
-from nas.supernet_train import SupernetConfig, check_data, evaluate_arch, finished_supernet
-from nas.train import TrainConfig, evaluate, set_seed, train_model
+from nas.data import default_dataset, load_dataset
+from nas.rundir import (append_json_line, check_new_run_dir, default_run_dir, file_in_the_way, read_run_config,
+                        setting_changes, write_json, write_text)
+from nas.train import (SupernetConfig, TrainConfig, check_data, evaluate, evaluate_arch, finished_supernet, set_seed,
+                       train_model)
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int
 from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = [
-    "DEFAULT_DATASET", "RUNS_FILE", "RankingBenchConfig", "arch_params", "mean_pairwise_tau", "run_ranking_bench",
-    "seed_variance", "split_half_tau", "spread_archs",
+    "RUNS_FILE", "SUMMARY_FIELDS", "RankingBenchConfig", "arch_params", "mean_pairwise_tau", "ranking_run_dir",
+    "run_ranking_bench", "seed_variance", "split_half_tau", "spread_archs",
 ]
 
 _CANDIDATES = 400
 RUNS_FILE = "standalone.jsonl"
 _KIND = "nas-bench-ranking"
+# The record's headline figures, in the order a printout shows them.
+SUMMARY_FIELDS = ("kendall_tau", "spearman", "largest_inherited_acc", "largest_standalone_acc",
+                  "largest_inherited_test_acc", "largest_standalone_test_acc", "mean_abs_gap", "standalone_seed_range",
+                  "standalone_seed_tau", "standalone_split_half_tau", "standalone_arch_std", "standalone_seed_std",
+                  "standalone_mean_reliability", "kendall_tau_ceiling", "kendall_tau_params", "kendall_tau_val_loss",
+                  "standalone_seed_tau_val_loss", "minutes")
 
 
 @dataclass(frozen=True)
 class RankingBenchConfig:
-    space: str = "digits-s"
-    dataset: str | None = None  # None: the space's own dataset
-    data_dir: str | None = None
-    k: int = 10
-    epochs: int = 40  # supernet and stand-alone training, same recipe
-    n_random: int = 2
-    distill: bool = True  # in-place distillation in supernet training (False: an ablation)
-    seed: int = 0
-    seeds: int = 3  # stand-alone training runs per subnet (seed, seed + 1, …)
-    device: str = "cpu"
+    space: str = "digits-s"  # search space
+    dataset: str | None = None  # default: the space's own dataset
+    data_dir: str | None = None  # directory holding the dataset files (cifar10)
+    k: int = 10  # number of subnets
+    epochs: int = 40  # supernet and stand-alone epochs (same recipe)
+    n_random: int = 2  # random subnets per supernet step besides largest and smallest
+    distill: bool = True  # train the supernet with in-place distillation (--no-distill: the ablation)
+    seed: int = 0  # seed of the supernet and the subnets chosen
+    seeds: int = 3  # stand-alone training runs per subnet (seed, seed + 1, …; accuracy averaged)
+    device: str = "cpu"  # cpu or cuda[:N]
 
     def __post_init__(self) -> None:
         check_positive_int("seeds", self.seeds)
@@ -166,7 +173,7 @@ def _prepare_run_dir(out: Path, settings: dict[str, Any], resume: bool) -> None:
     if not resume:
         check_new_run_dir(out, hint="pass --resume to continue that benchmark, or choose another --out")
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", json.dumps(settings, indent=2) + "\n")
+        write_json(out / "config.json", settings)
         return
     stored = read_run_config(out, kind="nas bench ranking")
     if stored.get("kind") != _KIND:
@@ -196,6 +203,18 @@ def _finished_runs(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
     return runs
 
 
+def ranking_run_dir(config: RankingBenchConfig, out: str | Path | None, *, resume: bool = False) -> Path:
+    """The benchmark's run directory: ``out``, or a new ``results/bench-ranking-SPACE-TIME``
+    (``resume`` needs ``out``); a file in the way is refused before anything runs."""
+    if resume and not out:
+        raise ValueError("--resume needs --out: the benchmark's run directory to continue")
+    out = Path(out) if out else default_run_dir("bench-ranking", config.space)
+    blocker = file_in_the_way(out)
+    if blocker is not None:
+        raise ValueError(f"--out {out} cannot be a run directory: {blocker} is a file, not a directory")
+    return out
+
+
 def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True,
                       resume: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -216,7 +235,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     seeds = range(config.seed, config.seed + config.seeds)
     reused = sum((arch.arch_id, seed) in finished for arch in archs for seed in seeds)
     if runs_path.is_file():  # rewrite without a cut-short last line before appending to it
-        write_text_atomic(runs_path, "".join(json.dumps(r) + "\n" for r in finished.values()))
+        write_text(runs_path, "".join(json.dumps(r) + "\n" for r in finished.values()))
 
     rows = []
     bar = tqdm(total=len(archs) * config.seeds, initial=reused, desc="stand-alone", unit="run",
@@ -280,5 +299,5 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
         "subnets": rows,
         "config": {**asdict(config), "dataset": dataset, "supernet_run": str(out / "supernet")},
     }
-    (out / "ranking.json").write_text(json.dumps(record, indent=2))
+    write_json(out / "ranking.json", record)
     return record

@@ -16,7 +16,6 @@ FAIL trials the resumes left behind, and per-cycle details.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -30,9 +29,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from nas.search import SearchConfig, obtain_predictors, obtain_supernet
-from nas.storage import create_storage
-from profilers.fingerprint import device_fingerprint
+from nas.rundir import write_json
+from nas.search import SearchConfig, create_storage, obtain_predictors, obtain_supernet
+from profilers import device_fingerprint
 from search_spaces.layers import check_positive_int
 
 __all__ = ["ReliabilityBenchConfig", "run_reliability_bench"]
@@ -40,11 +39,11 @@ __all__ = ["ReliabilityBenchConfig", "run_reliability_bench"]
 
 @dataclass(frozen=True)
 class ReliabilityBenchConfig:
-    cycles: int = 10
-    trials: int = 400
-    seed: int = 0
-    supernet: str | None = None
-    predictors: str | None = None
+    cycles: int = 10  # kill/resume cycles
+    trials: int = 400  # trials the search asks for
+    seed: int = 0  # seed of the search and of the kill moments
+    supernet: str | None = None  # trained supernet run directory (default: train a small one)
+    predictors: str | None = None  # predictor artifacts (default: profile and fit a few)
     max_extra_wait_s: float = 1.5  # after the study grew, wait up to this long before the kill
     early_kill_fraction: float = 0.2  # share of kills aimed at the start-up instead of the trial loop
     max_startup_wait_s: float = 6.0
@@ -166,5 +165,5 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
         "minutes": (time.perf_counter() - t_start) / 60.0,
         "config": asdict(config),
     }
-    (out / "reliability.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out / "reliability.json", record)
     return record

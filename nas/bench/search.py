@@ -21,10 +21,9 @@ cache already holding its architectures (sampler, predictors and storage only), 
 
 from __future__ import annotations
 
-import json
 import statistics
-import tempfile
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,13 +33,16 @@ import numpy as np
 import optuna
 
 from nas.data import load_dataset
+from nas.objectives import columns, directions, parse_objectives
 from nas.pareto import hypervolume, normalize, to_minimization
-from nas.scoring import ArchScorer
+from nas.rundir import write_json
 from nas.search import SearchConfig, data_seed, obtain_predictors, obtain_supernet, search_budgets
-from nas.supernet_train import check_data
-from nas.study import (SAMPLERS, VALUE_COLUMNS, check_population, create_sampler, directions, open_study,
-                       parse_objectives, problem_record, run_trials, trials_frame)
-from profilers.fingerprint import device_fingerprint
+from nas.search.samplers import SAMPLERS, check_population, create_sampler
+from nas.search.scoring import ArchScorer
+from nas.search.study import open_study, problem_record, run_trials
+from nas.search.tables import trials_frame
+from nas.train import check_data
+from profilers import device_fingerprint
 from search_spaces.layers import check_positive_int
 from search_spaces.space import create_space
 
@@ -49,18 +51,18 @@ __all__ = ["SearchBenchConfig", "run_search_bench", "study_hypervolumes"]
 
 @dataclass(frozen=True)
 class SearchBenchConfig:
-    space: str = "digits-s"
-    trials: int = 300
-    seeds: int = 5
-    sampler: str = "nsga2"
-    population_size: int = 16  # the search's default
-    supernet: str | None = None
-    predictors: str | None = None
-    force: bool = False
-    supernet_epochs: int = 30
-    profile_n: int = 60
-    seed: int = 0
-    data_dir: str | None = None  # for a space whose dataset is read from files (cifar10-m)
+    space: str = "digits-s"  # search space
+    trials: int = 300  # trials per study
+    seeds: int = 5  # studies per sampler (medians reported)
+    sampler: str = "nsga2"  # the default sampler to compare with random
+    population_size: int = 16  # NSGA-II population (the search's default)
+    supernet: str | None = None  # trained supernet run directory (default: train one)
+    predictors: str | None = None  # predictor artifacts (default: profile and fit)
+    force: bool = False  # use predictors fitted on another device
+    supernet_epochs: int = 30  # supernet training epochs
+    profile_n: int = 60  # architectures profiled for the predictors
+    seed: int = 0  # seed of the first study of each sampler
+    data_dir: str | None = None  # dataset directory (CIFAR-10 for cifar10-m)
 
     def __post_init__(self) -> None:
         check_positive_int("trials", self.trials)
@@ -73,7 +75,7 @@ class SearchBenchConfig:
 
 def study_hypervolumes(frames: dict[str, Any], objectives: tuple[str, ...]) -> dict[str, float]:
     """Hypervolume of each study's feasible trials with one shared normalisation (see module doc)."""
-    cols = [VALUE_COLUMNS[o] for o in objectives]
+    cols = columns(objectives)
     dirs = directions(objectives)
     done = {k: f[f["state"] == "COMPLETE"] for k, f in frames.items()}
     all_points = to_minimization(np.concatenate([d[cols].to_numpy(float) for d in done.values()]), dirs)
@@ -156,5 +158,5 @@ def run_search_bench(config: SearchBenchConfig, *, out: str | Path, progress: bo
         "minutes": (time.perf_counter() - t_start) / 60.0,
         "config": {**asdict(config), "device": cfg.device, "device_name": fp.name, "optuna": optuna.__version__},
     }
-    (out / "search_bench.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out / "search_bench.json", record)
     return record

@@ -12,7 +12,6 @@ the same widths. On a CPU the sweep runs the same way and shows what it shows.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,13 +21,13 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from nas.plots import staircase_plot
 from nas.profiling import ProfileRunConfig, collect_profiles, reference_arch
+from nas.report import staircase_plot
+from nas.rundir import write_json
 from predictors.features import arch_features
 from predictors.metrics import prediction_metrics
 from predictors.predictor import Predictor
-from profilers.fingerprint import device_fingerprint
-from profilers.profile import profile
+from profilers import backend_for, device_fingerprint, profile
 from search_spaces.arch import ArchConfig, StageArch
 from search_spaces.layers import check_positive_int
 from search_spaces.space import create_space
@@ -38,17 +37,17 @@ __all__ = ["StaircaseBenchConfig", "run_staircase_bench"]
 
 @dataclass(frozen=True)
 class StaircaseBenchConfig:
-    space: str = "cifar10-m"
-    device: str = "cpu"
-    batch_size: int = 32
-    stage: int = 2
-    max_width: int | None = None  # default: the stage's largest width choice
-    repeats: int = 3
-    predictor: str | None = None  # a latency predictor artifact; None: fit one on n_train profiles
-    n_train: int = 60
-    seed: int = 0
-    threads: int | None = None
-    force: bool = False
+    space: str = "cifar10-m"  # search space
+    device: str = "cpu"  # cpu or cuda[:N]
+    batch_size: int = 32  # batch size measured
+    stage: int = 2  # the stage whose width is swept
+    max_width: int | None = None  # sweep to this width (default: the stage's largest)
+    repeats: int = 3  # interleaved sweeps; the fastest is kept
+    predictor: str | None = None  # latency predictor artifact (default: fit one on --n-train profiles)
+    n_train: int = 60  # profiles for the fitted predictor
+    seed: int = 0  # seed of the profiled architectures
+    threads: int | None = None  # CPU threads (default: torch's setting)
+    force: bool = False  # use a predictor fitted on another device
 
     def __post_init__(self) -> None:
         space = create_space(self.space)
@@ -97,13 +96,14 @@ def run_staircase_bench(config: StaircaseBenchConfig, *, out: str | Path, progre
         predictor = Predictor(target="latency", seed=config.seed).fit(table)
         predictor.save(out / "predictor-latency")
 
+    kernels = backend_for(config.device).records_kernels  # per-kernel waves where the device has them
     samples: list[list[float]] = [[] for _ in widths]
     waves: list[float | None] = [None] * len(widths)
     bar = tqdm(total=config.repeats * len(widths), desc="staircase", unit="run", disable=not progress)
     for r in range(config.repeats):  # interleaved sweeps: drift hits every width alike
         for i, arch in enumerate(archs):
             rec = profile(arch, space=wide, device=config.device, batch_size=config.batch_size,
-                          threads=config.threads, with_ops=(r == 0 and fp.kind == "cuda"))
+                          threads=config.threads, with_ops=(r == 0 and kernels))
             samples[i].append(rec.latency.median_ms)
             if r == 0 and rec.kernels:
                 waves[i] = float(sum(k.waves for k in rec.kernels))
@@ -131,5 +131,5 @@ def run_staircase_bench(config: StaircaseBenchConfig, *, out: str | Path, progre
         "config": asdict(config),
         "minutes": (time.perf_counter() - t0) / 60.0,
     }
-    (out / "staircase.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out / "staircase.json", record)
     return record

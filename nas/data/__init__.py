@@ -1,0 +1,24 @@
+"""Stage *data*: the datasets the workbench trains and scores on, and their augmentation.
+
+Owns :class:`DatasetSplits` (train/val/test tensors, input shape, classes, how raw pixels become
+the input), the :class:`DatasetSource` registry :data:`DATASETS` — ``digits`` (embedded),
+``cifar10`` (python batches read from ``--data-dir`` through a data-only unpickler),
+``synthetic`` — with :func:`load_dataset`, and batch augmentation (:mod:`nas.data.augment`).
+
+May import: torch, numpy, scikit-learn and the standard library; nothing else of ``nas``.
+"""
+
+from nas.data.augment import AUGMENTATIONS, augment_batch
+from nas.data.source import DATASETS, DatasetSource, dataset_names, default_dataset, load_dataset, register_dataset
+from nas.data.splits import DatasetSplits
+
+# The sources register themselves on import; DATASETS is their only list.
+from nas.data.cifar10 import CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_TRAIN_FILES, Cifar10Source  # noqa: E402
+from nas.data.digits import DigitsSource  # noqa: E402
+from nas.data.synthetic import SyntheticSource  # noqa: E402
+
+__all__ = [
+    "AUGMENTATIONS", "CIFAR10_CLASSES", "CIFAR10_FILES", "CIFAR10_TRAIN_FILES", "DATASETS", "Cifar10Source",
+    "DatasetSource", "DatasetSplits", "DigitsSource", "SyntheticSource", "augment_batch", "dataset_names",
+    "default_dataset", "load_dataset", "register_dataset",
+]

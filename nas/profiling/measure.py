@@ -1,0 +1,60 @@
+"""One measurement of a profiling run: an architecture timed interleaved with the space's fixed
+reference architecture, retried while the machine is too noisy (see :mod:`nas.profiling.collect`,
+points 4 and 5)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from nas.profiling.config import ProfileRunConfig
+from profilers import LatencySettings, ProfileRecord, profile
+from search_spaces.arch import ArchConfig, BlockArch, StageArch
+from search_spaces.space import SearchSpace
+
+__all__ = ["PAIRED_LATENCY", "measure_arch", "reference_arch"]
+
+
+def _spread(record: ProfileRecord) -> float:
+    lat = record.latency
+    return (lat.p90_ms - lat.p10_ms) / lat.median_ms
+
+
+# Paired sampling (4.): 10 pairs at least (rounds of 5), after 3 warm-up pairs — the ratio to the
+# reference settles in far fewer calls than a latency timed alone, and at large batch sizes each
+# pair costs tens of milliseconds.
+PAIRED_LATENCY = LatencySettings(warmup=3, warmup_seconds=0.1, min_repeats=10)
+
+
+def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: LatencySettings = PAIRED_LATENCY,
+                 reference: torch.nn.Module | ArchConfig | None = None) -> ProfileRecord:
+    """Profile ``arch`` (timed interleaved with ``reference`` when given); retry a noisy
+    measurement up to ``config.retries`` times, keep the tightest."""
+    def ok(rec: ProfileRecord) -> bool:
+        return rec.latency.stable and (rec.ref_latency is not None or _spread(rec) <= config.max_spread)
+
+    best = None
+    for _ in range(config.retries + 1):
+        rec = profile(arch, device=config.device, batch_size=config.batch_size, threads=config.threads,
+                      latency=latency, with_ops=config.records_ops, reference=reference)
+        if best is None or (not ok(rec), _spread(rec)) < (not ok(best), _spread(best)):
+            best = rec
+        if ok(best):
+            return best
+    if best.ref_latency is not None:
+        note = f"ratio to the reference unsettled after {config.retries + 1} tries"
+    else:
+        note = (f"latency spread (p90-p10)/median {_spread(best):.2f}{'' if best.latency.stable else ', median unsettled'} "
+                f"after {config.retries + 1} tries")
+    return replace(best, suspect="; ".join(filter(None, [best.suspect, note])))
+
+
+def reference_arch(space: SearchSpace) -> ArchConfig:
+    """The fixed reference architecture of a space: the middle choice in every dimension."""
+    mid = lambda choices: choices[len(choices) // 2]  # noqa: E731
+    block = BlockArch(kernel_size=mid(space.kernel_choices), mlp_ratio=mid(space.mlp_ratio_choices),
+                      order=mid(space.order_choices))
+    return ArchConfig(space=space.name, stages=tuple(StageArch(width=mid(ws), blocks=(block,) * mid(ds))
+                                                     for ds, ws in zip(space.depth_choices, space.width_choices)))
+

@@ -1,0 +1,105 @@
+"""The CPU profiler backend: ``perf_counter`` timing at a fixed intra-op thread count, peak memory
+from ``torch.profiler``'s allocation events, per-op records, and the CPU's fingerprint.
+
+Peak memory: parameters, buffers and inputs (live before the step, passed in as
+``live_bytes``) plus the peak of live tensor allocations during it — the same quantity as
+``torch.cuda.max_memory_allocated`` on a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from profilers.backend import ProfilerBackend, register_backend
+from profilers.device import cpu_model_name
+from profilers.fingerprint import ClockReading, DeviceFingerprint
+from profilers.memory import cpu_memory_events, peak_from_memory_events
+from profilers.ops import op_records
+from profilers.quiet import filtered_native_stderr
+
+__all__ = ["CPUBackend"]
+
+
+def _cpu_mhz() -> float | None:
+    freqs = []
+    for path in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq/scaling_cur_freq"):
+        try:
+            freqs.append(int(path.read_text()) / 1000.0)
+        except (OSError, ValueError):
+            pass
+    if not freqs:
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.lower().startswith("cpu mhz"):
+                    freqs.append(float(line.split(":", 1)[1]))
+        except (OSError, ValueError):
+            pass
+    return sum(freqs) / len(freqs) if freqs else None
+
+
+@register_backend
+class CPUBackend(ProfilerBackend):
+    kind = "cpu"
+    dist_backend = "gloo"
+    rng_key = "torch"  # torch's default (CPU) generator
+
+    @classmethod
+    def present(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_rng_state(cls) -> Any:
+        return torch.get_rng_state()
+
+    @classmethod
+    def set_rng_state(cls, state: Any) -> None:
+        torch.set_rng_state(state)
+
+    def name(self) -> str:
+        return cpu_model_name()
+
+    def fingerprint(self, threads: int | None = None) -> DeviceFingerprint:
+        return DeviceFingerprint(kind="cpu", name=cpu_model_name(), torch_version=torch.__version__,
+                                 cpu_cores=os.cpu_count(), threads=threads or torch.get_num_threads())
+
+    def read_clocks(self) -> ClockReading:
+        return ClockReading(core_clock_mhz=_cpu_mhz())
+
+    def time_once_ms(self, fn: Callable[[], object]) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
+
+    @contextlib.contextmanager
+    def threads(self, threads: int | None) -> Iterator[None]:
+        old = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+
+    def threads_in_use(self) -> int | None:
+        return torch.get_num_threads()
+
+    def peak_bytes(self, fn: Callable[[], object], *, live_bytes: int) -> int:
+        return self.profile_call(fn, live_bytes=live_bytes, with_ops=False, fingerprint=None)[0]
+
+    def profile_call(self, fn: Callable[[], object], *, live_bytes: int, with_ops: bool,
+                     fingerprint: DeviceFingerprint | None) -> tuple[int, tuple, tuple]:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with filtered_native_stderr():
+            with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=with_ops) as prof:
+                fn()
+        peak = live_bytes + peak_from_memory_events(cpu_memory_events(prof))
+        return peak, (op_records(prof) if with_ops else ()), ()
+
