@@ -13,8 +13,8 @@ Pure data: no optuna, no torch, so every stage can read it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 
-from search_spaces.atomic import write_atomic
+from search_spaces.atomic import append_durably, write_atomic
 
 __all__ = [
     "CONFIG", "PARETO", "PICKS", "SUMMARY", "TRIALS", "append_json_line", "check_new_run_dir", "check_output_file",
@@ -183,10 +183,7 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]], fieldnames: Ite
 def append_json_line(path: str | Path, record: dict[str, Any]) -> None:
     """Append ``record`` as one JSON line, flushed and fsync'ed: a crash loses at most the line
     being written (readers of such logs ignore a last line cut short)."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_durably(path, json.dumps(record) + "\n")
 
 
 def setting_changes(stored: dict[str, Any], current: dict[str, Any], *, free: frozenset[str] = frozenset(),

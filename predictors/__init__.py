@@ -13,16 +13,23 @@ Imports scikit-learn, SciPy, pandas, NumPy, safetensors, the standard library an
 Importing the package imports every cost-model module, which fills :data:`COST_MODELS`.
 """
 
-from predictors.costmodel import (COST_FLOOR, COST_MODELS, ClampedCostWarning, CostModel, Samples, cost_model_names,
-                                  create_cost_model, register_cost_model)
+from predictors.costmodel import (
+                                  COST_FLOOR,
+                                  COST_MODELS,
+                                  ClampedCostWarning,
+                                  CostModel,
+                                  Samples,
+                                  cost_model_names,
+                                  create_cost_model,
+                                  register_cost_model,
+)
+from predictors.device import DeviceMismatch
 from predictors.features import LayerCost, arch_features, feature_names, layer_costs
 from predictors.linear import FlopsModel, LinearModel, LookupModel  # registers flops, lookup, linear
-from predictors.trees import ForestModel, GBTModel, TreeArrays  # registers gbt, forest (after linear)
-from predictors.device import DeviceMismatch
 from predictors.metrics import kendall_tau, prediction_metrics, rmspe, within_pct
 from predictors.predictor import Predictor, library_versions
-from predictors.table import (PROFILE_COLUMNS, TARGETS, aggregate_profiles, append_profile_row, read_profiles,
-                              rows_for)
+from predictors.table import PROFILE_COLUMNS, TARGETS, aggregate_profiles, append_profile_row, read_profiles, rows_for
+from predictors.trees import ForestModel, GBTModel, TreeArrays  # registers gbt, forest (after linear)
 
 __all__ = [
     "COST_FLOOR", "COST_MODELS", "PROFILE_COLUMNS", "TARGETS", "ClampedCostWarning", "CostModel", "DeviceMismatch",

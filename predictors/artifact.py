@@ -67,7 +67,7 @@ def library_versions() -> dict[str, str]:
 
 
 # --- writing ----------------------------------------------------------------------------------------
-def save(pred: "Predictor", directory: str | Path) -> Path:
+def save(pred: Predictor, directory: str | Path) -> Path:
     """Write the fitted ``pred``'s artifact into ``directory``: ``train.csv``, ``model.safetensors``,
     then ``predictor.json`` (it records the digest of the arrays just written), each atomically;
     then a leftover ``model.pkl`` of an old artifact is removed."""
@@ -197,7 +197,7 @@ def read_table(directory: Path) -> pd.DataFrame:
     return table
 
 
-def from_meta(cls: type["Predictor"], meta: dict[str, Any]) -> "Predictor":
+def from_meta(cls: type[Predictor], meta: dict[str, Any]) -> Predictor:
     """A ``cls`` predictor with the settings and fitted attributes ``meta`` records (no model, no table)."""
     pred = cls(target=meta["target"], model=meta["model_choice"], folds=meta["folds"], seed=meta["seed"],
                normalize=meta.get("normalize", "auto"))
@@ -219,8 +219,8 @@ def from_meta(cls: type["Predictor"], meta: dict[str, Any]) -> "Predictor":
     return pred
 
 
-def load(cls: type["Predictor"], directory: str | Path, *, fingerprint: dict[str, Any] | None = None,
-         force: bool = False) -> "Predictor":
+def load(cls: type[Predictor], directory: str | Path, *, fingerprint: dict[str, Any] | None = None,
+         force: bool = False) -> Predictor:
     """The ``cls`` predictor saved in ``directory`` (see :meth:`Predictor.load`)."""
     if fingerprint is not None:
         check_fingerprint_arg(fingerprint)
@@ -235,7 +235,7 @@ def load(cls: type["Predictor"], directory: str | Path, *, fingerprint: dict[str
     return pred
 
 
-def refit(cls: type["Predictor"], directory: str | Path) -> "Predictor":
+def refit(cls: type[Predictor], directory: str | Path) -> Predictor:
     """A ``cls`` predictor fitted anew on ``directory``'s ``train.csv`` with the settings of its
     ``predictor.json``, saved over it (see :meth:`Predictor.refit`); a ``model.pkl`` is never read."""
     directory = Path(directory)

@@ -35,8 +35,9 @@ from __future__ import annotations
 import numbers
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Sequence, TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ class Samples:
     def __len__(self) -> int:
         return len(self.archs)
 
-    def subset(self, idx: np.ndarray) -> "Samples":
+    def subset(self, idx: np.ndarray) -> Samples:
         idx = np.asarray(idx)
         return Samples([self.archs[i] for i in idx], self.batch_sizes[idx], self.features.iloc[idx])
 
@@ -118,7 +119,7 @@ class CostModel(ABC):
     def _set_state(self, params: Params, arrays: Arrays) -> None:
         """Set the fitted parameters from :meth:`_state`'s output, checking every value (ValueError)."""
 
-    def fit(self, samples: Samples, y) -> "CostModel":
+    def fit(self, samples: Samples, y) -> CostModel:
         y = np.asarray(y, dtype=float)
         if y.shape != (len(samples),):
             raise ValueError(f"{self.name}: need one target per sample, got {y.shape} for {len(samples)} samples")
@@ -151,7 +152,7 @@ class CostModel(ABC):
         return {"model": self.name, "seed": self.seed, **params}, arrays
 
     @classmethod
-    def from_state(cls, params: Params, arrays: Arrays) -> "CostModel":
+    def from_state(cls, params: Params, arrays: Arrays) -> CostModel:
         """A fitted model rebuilt from :meth:`to_state`'s ``(params, arrays)``.
 
         Called on :class:`CostModel`, the class is the registered model ``params["model"]``

@@ -32,8 +32,9 @@ import json
 import numbers
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,8 +42,13 @@ import pandas as pd
 from predictors import artifact
 from predictors.artifact import ARTIFACT_VERSION, library_versions
 from predictors.costmodel import COST_MODELS, ClampedCostWarning, Samples, create_cost_model
-from predictors.device import (DeviceMismatch, check_fingerprint_arg, check_table_device, describe_fingerprint,
-                               fingerprint_diffs)
+from predictors.device import (
+    DeviceMismatch,
+    check_fingerprint_arg,
+    check_table_device,
+    describe_fingerprint,
+    fingerprint_diffs,
+)
 from predictors.features import arch_features, feature_names
 from predictors.metrics import prediction_metrics, rmspe
 from predictors.table import TARGETS, aggregate_profiles
@@ -133,7 +139,7 @@ class Predictor:
         return table["ref_ratio"].to_numpy(dtype=float) * baseline
 
     # --- fitting ----------------------------------------------------------------------------
-    def fit(self, table: pd.DataFrame) -> "Predictor":
+    def fit(self, table: pd.DataFrame) -> Predictor:
         """Fit on a profile table of one device and one space (see :mod:`predictors.table`)."""
         if not isinstance(table, pd.DataFrame) or len(table) == 0:
             raise ValueError("fit needs a non-empty profile table (a pandas DataFrame)")
@@ -301,8 +307,8 @@ class Predictor:
         diffs = fingerprint_diffs(self.fingerprint, check_fingerprint_arg(fingerprint))
         if diffs and not force:
             raise DeviceMismatch(
-                f"this {self.target} predictor was fitted on {describe_fingerprint(self.fingerprint)}, but the device is "
-                f"{describe_fingerprint(fingerprint)}; differing: {'; '.join(diffs)}. Profile this device and fit a "
+                f"this {self.target} predictor was fitted on {describe_fingerprint(self.fingerprint)}, but the device "
+                f"is {describe_fingerprint(fingerprint)}; differing: {'; '.join(diffs)}. Profile this device and fit a "
                 f"predictor for it, or force its use (--force)")
 
     # --- persistence (predictors.artifact) -----------------------------------------------------
@@ -330,7 +336,7 @@ class Predictor:
 
     @classmethod
     def load(cls, directory: str | Path, *, fingerprint: dict[str, Any] | None = None,
-             force: bool = False) -> "Predictor":
+             force: bool = False) -> Predictor:
         """Load an artifact; with ``fingerprint`` (a dict, as ``DeviceFingerprint.to_dict()`` gives),
         refuse another device unless ``force``.
 
@@ -340,7 +346,7 @@ class Predictor:
         return artifact.load(cls, directory, fingerprint=fingerprint, force=force)
 
     @classmethod
-    def refit(cls, directory: str | Path) -> "Predictor":
+    def refit(cls, directory: str | Path) -> Predictor:
         """Rebuild an artifact's model from its ``predictor.json`` and ``train.csv`` with the installed
         libraries, and save it in this format. Takes an artifact of the old pickle format too: its
         ``model.pkl`` is never read, and is removed."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
+
+from search_spaces.atomic import append_durably
 
 __all__ = ["PROFILE_COLUMNS", "REQUIRED_COLUMNS", "TARGETS", "aggregate_profiles", "append_profile_row",
            "read_profiles", "rows_for"]
@@ -61,10 +63,7 @@ def append_profile_row(path: str | Path, row: dict[str, Any]) -> None:
     if new:
         writer.writeheader()
     writer.writerow({c: row.get(c, "") for c in PROFILE_COLUMNS})
-    with open(path, "a", encoding="utf-8", newline="") as fh:
-        fh.write(buf.getvalue())
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_durably(path, buf.getvalue())
 
 
 def _check_header(path: Path) -> None:
@@ -162,10 +161,10 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
 
     ``passes`` counts the measurements; ``ref_ratio`` is the median over passes of
     ``latency_ms / ref_latency_ms`` (the latency in units of the reference architecture measured
-    at the same time; NaN without a reference); ``latency_pass_mad`` is the median absolute deviation of the passes' latencies over their
-    median (how well the median is pinned down; one outlying pass does not move it);
-    ``latency_pass_spread`` is (max − min) / median of the
-    passes' latencies; ``ref_ratio_pass_mad`` is the same for ``ref_ratio`` (NaN without a
+    at the same time; NaN without a reference); ``latency_pass_mad`` is the median absolute
+    deviation of the passes' latencies over their median (how well the median is pinned down; one
+    outlying pass does not move it); ``latency_pass_spread`` is (max − min) / median of the passes'
+    latencies; ``ref_ratio_pass_mad`` is the same for ``ref_ratio`` (NaN without a
     reference); ``suspect`` joins the passes' notes. Other columns are the first pass's.
     """
     if len(df) == 0:

@@ -19,7 +19,8 @@ scikit-learn. Each model registers itself in :data:`predictors.costmodel.COST_MO
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
@@ -97,7 +98,7 @@ class TreeArrays:
                              f"{feature[i]} in [0, {self.n_features})")
 
     @classmethod
-    def from_estimators(cls, estimators: Sequence[Any], *, n_features: int) -> "TreeArrays":
+    def from_estimators(cls, estimators: Sequence[Any], *, n_features: int) -> TreeArrays:
         """The arrays of fitted scikit-learn regression trees (single output), in their order."""
         trees = [e.tree_ for e in estimators]
         if any(t.n_outputs != 1 or t.value.shape[1:] != (1, 1) for t in trees):
@@ -112,7 +113,7 @@ class TreeArrays:
                    value=np.concatenate([t.value[:, 0, 0] for t in trees]).astype(np.float64), n_features=n_features)
 
     @classmethod
-    def from_arrays(cls, arrays: Arrays, *, n_features: int, what: str, prefix: str = "") -> "TreeArrays":
+    def from_arrays(cls, arrays: Arrays, *, n_features: int, what: str, prefix: str = "") -> TreeArrays:
         """Trees from :meth:`arrays`' output, checked; ``what`` and ``prefix`` name them in messages."""
         check_keys(arrays, cls.KEYS, what=what, kind="tree arrays", prefix=prefix)
         return cls(**arrays, n_features=n_features, what=what, prefix=prefix)

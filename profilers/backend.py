@@ -17,7 +17,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import re
-from typing import Any, Callable, ClassVar, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import torch
 
@@ -76,6 +77,7 @@ class ProfilerBackend(abc.ABC):
     # --- running and timing -------------------------------------------------------------------
     def synchronize(self) -> None:
         """Wait for work queued on the device (nothing to wait for on a CPU)."""
+        return None
 
     @abc.abstractmethod
     def time_once_ms(self, fn: Callable[[], object]) -> float:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -58,7 +59,8 @@ def _nvml_handle(pynvml, device: torch.device):
     bus = getattr(props, "pci_bus_id", None)
     if bus is not None:
         try:
-            return pynvml.nvmlDeviceGetHandleByPciBusId(f"{props.pci_domain_id:08x}:{bus:02x}:{props.pci_device_id:02x}.0")
+            pci = f"{props.pci_domain_id:08x}:{bus:02x}:{props.pci_device_id:02x}.0"
+            return pynvml.nvmlDeviceGetHandleByPciBusId(pci)
         except Exception:
             pass
     return pynvml.nvmlDeviceGetHandleByIndex(index)

@@ -74,7 +74,7 @@ class DeviceFingerprint:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "DeviceFingerprint":
+    def from_dict(cls, data: Any) -> DeviceFingerprint:
         if not isinstance(data, dict):
             raise ValueError(f"a device fingerprint is a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
@@ -84,13 +84,13 @@ class DeviceFingerprint:
         return cls(**data)
 
     @classmethod
-    def from_json(cls, text: str) -> "DeviceFingerprint":
+    def from_json(cls, text: str) -> DeviceFingerprint:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as err:
             raise ValueError(f"device fingerprint is not valid JSON: {err}") from None
 
-    def differences(self, other: "DeviceFingerprint") -> list[str]:
+    def differences(self, other: DeviceFingerprint) -> list[str]:
         """``field: mine != theirs`` for every identity field that differs."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{k}: {mine[k]!r} != {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
@@ -101,7 +101,7 @@ class DeviceFingerprint:
         return (f"GPU {self.name} (cc {self.compute_capability}, {self.sm_count} SMs, driver {self.driver}, "
                 f"torch {self.torch_version})")
 
-    def check_matches(self, other: "DeviceFingerprint", *, what: str, force: bool = False) -> None:
+    def check_matches(self, other: DeviceFingerprint, *, what: str, force: bool = False) -> None:
         """Raise :class:`FingerprintMismatch` unless ``other`` is this device (or ``force``)."""
         diffs = self.differences(other)
         if diffs and not force:

@@ -13,7 +13,7 @@ model's parameters or buffers are excluded (they are alive anyway).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -54,7 +54,7 @@ class SavedTensorMeter:
     def n_storages(self) -> int:
         return len(self._seen)
 
-    def __enter__(self) -> "SavedTensorMeter":
+    def __enter__(self) -> SavedTensorMeter:
         self._ctx.__enter__()
         return self
 

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["filtered_native_stderr"]
 

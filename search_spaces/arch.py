@@ -149,7 +149,7 @@ class ArchConfig:
         return " ".join(parts)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ArchConfig":
+    def from_dict(cls, data: Any) -> ArchConfig:
         """Parse the JSON form; errors name the field path (``stages[1].blocks[0].order``)."""
         _check_keys(data, ("space", "stages"), "")
         if not isinstance(data["stages"], list):
@@ -175,7 +175,7 @@ class ArchConfig:
         return cls(space=data["space"], stages=tuple(stages))
 
     @classmethod
-    def from_json(cls, text: str) -> "ArchConfig":
+    def from_json(cls, text: str) -> ArchConfig:
         if not isinstance(text, (str, bytes, bytearray)):
             raise ArchError("arch", f"must be JSON text, got {type(text).__name__}")
         try:

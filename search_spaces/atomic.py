@@ -11,7 +11,8 @@ One naming scheme: ``.NAME.tmp-PID-THREAD`` beside ``NAME``. A process killed mi
 such a file (or directory) behind; :func:`temp_paths` finds them — also those of the schemes
 earlier versions wrote (``.NAME.tmp-PID``, ``.NAME.PID-THREAD.tmp``, ``.NAME.tmp-PID-HEX``) — and
 tells a dead writer's (safe to remove) from one a live process on this host is still writing
-(:func:`writer_alive`).
+(:func:`writer_alive`). Logs that grow a line at a time (profile tables, per-op records, the
+ranking benchmark's runs) are appended with :func:`append_durably`.
 
 This module sits in the lowest layer, beside the search-space records, so that ``predictors``
 (artifacts) and ``nas`` (run directories) share one writer; it imports the standard library only.
@@ -23,11 +24,12 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import NamedTuple
 
-__all__ = ["TempPath", "replace_directory", "sync_tree", "temp_name", "temp_paths", "temp_sibling", "write_atomic",
-           "writer_alive"]
+__all__ = ["TempPath", "append_durably", "replace_directory", "sync_tree", "temp_name", "temp_paths", "temp_sibling",
+           "write_atomic", "writer_alive"]
 
 TEMP_TAG = "tmp"  # a write in progress (or killed): .NAME.tmp-PID-THREAD
 ASIDE_TAG = "old"  # a previous directory set aside while its replacement moves in: never removed by a scan
@@ -86,6 +88,17 @@ def write_atomic(path: str | Path, data: bytes | str | Callable[[Path], object],
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+    return path
+
+
+def append_durably(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
+    """Append ``text`` (whole lines) to the log ``path``, flushed and ``fsync``'ed: a crash loses at
+    most the line being written, which readers of such logs drop (a last line without newline)."""
+    path = Path(path)
+    with open(path, "a", encoding=encoding, newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 

@@ -143,7 +143,7 @@ class NetConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NetConfig":
+    def from_dict(cls, data: dict[str, Any]) -> NetConfig:
         data = dict(data)
         stages = tuple(
             StageConfig(width=s["width"], blocks=tuple(BlockConfig(**b) for b in s["blocks"]))

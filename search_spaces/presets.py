@@ -14,7 +14,8 @@ overrides (``num_classes``, ``input_shape``, ``quadra_impl``, ``drop_path_rate``
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from search_spaces.networks import NetConfig, QuadraNet, uniform_net
 

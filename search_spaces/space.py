@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.networks import BlockConfig, NetConfig, StageConfig
@@ -178,7 +179,8 @@ class SearchSpace:
         for _ in range(n_changes):
             i = rng.randrange(self.n_stages)
             options = ["width"] * (len(self.width_choices[i]) > 1) + ["depth"] * (len(self.depth_choices[i]) > 1)
-            options += ["kernel_size"] * (len(self.kernel_choices) > 1) + ["mlp_ratio"] * (len(self.mlp_ratio_choices) > 1)
+            options += ["kernel_size"] * (len(self.kernel_choices) > 1)
+            options += ["mlp_ratio"] * (len(self.mlp_ratio_choices) > 1)
             options += ["order"] * (len(self.order_choices) > 1)
             if not options:
                 break
@@ -224,7 +226,8 @@ class SearchSpace:
                 for fname, allowed in (("kernel_size", self.kernel_choices), ("mlp_ratio", self.mlp_ratio_choices),
                                        ("order", self.order_choices)):
                     if getattr(b, fname) not in allowed:
-                        raise ArchError(f"stages[{i}].blocks[{j}].{fname}", f"{getattr(b, fname)} not in allowed {allowed}")
+                        raise ArchError(f"stages[{i}].blocks[{j}].{fname}",
+                                        f"{getattr(b, fname)} not in allowed {allowed}")
         return arch
 
     def to_net_config(self, arch: ArchConfig) -> NetConfig:

@@ -24,6 +24,7 @@ gnconv); ``peak_cuda_ratio_quadra_vs_gnconv`` on CUDA.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -119,7 +120,7 @@ def _run(config: MixerBenchConfig, backend: ProfilerBackend, progress: bool) -> 
     for n in names:
         saved = saved_activation_bytes(models[n], x, loss_fn=lambda out: F.cross_entropy(out, y))
         train_step(n)  # optimizer state allocated before a device peak is taken
-        peak = backend.device_peak_bytes(lambda: train_step(n))  # the allocator's peak: None on a CPU
+        peak = backend.device_peak_bytes(partial(train_step, n))  # the allocator's peak: None on a CPU
         peak = None if peak is None else peak / _MB
         record[n] = {"saved_activation_mb": saved / _MB, "peak_cuda_mb": peak, "params": count_params(models[n])}
 
@@ -133,8 +134,8 @@ def _run(config: MixerBenchConfig, backend: ProfilerBackend, progress: bool) -> 
     for r in range(config.repeats):
         order = names[r % len(names):] + names[: r % len(names)]
         for n in order:
-            train_ms[n].append(time_once_ms(lambda: train_step(n), device))
-            infer_ms[n].append(time_once_ms(lambda: infer_step(n), device))
+            train_ms[n].append(time_once_ms(partial(train_step, n), device))
+            infer_ms[n].append(time_once_ms(partial(infer_step, n), device))
             bar.update(1)
     bar.close()
 

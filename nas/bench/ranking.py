@@ -62,10 +62,26 @@ from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
 from nas.data import default_dataset, load_dataset
-from nas.rundir import (append_json_line, check_new_run_dir, default_run_dir, file_in_the_way, read_run_config,
-                        setting_changes, write_json, write_text)
-from nas.train import (SupernetConfig, TrainConfig, check_data, evaluate, evaluate_arch, finished_supernet, set_seed,
-                       train_model)
+from nas.rundir import (
+    append_json_line,
+    check_new_run_dir,
+    default_run_dir,
+    file_in_the_way,
+    read_run_config,
+    setting_changes,
+    write_json,
+    write_text,
+)
+from nas.train import (
+    SupernetConfig,
+    TrainConfig,
+    check_data,
+    evaluate,
+    evaluate_arch,
+    finished_supernet,
+    set_seed,
+    train_model,
+)
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int
 from search_spaces.networks import QuadraNet, count_params

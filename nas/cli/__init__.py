@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from nas.cli.commands import COMMANDS, GROUPS
 from nas.cli.commands.search import Search

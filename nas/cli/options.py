@@ -28,9 +28,10 @@ import io
 import tokenize
 import types
 import typing
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from functools import cache
+from typing import Any
 
 __all__ = ["Opt", "add_config_options", "config_values", "field_comments"]
 
@@ -48,10 +49,11 @@ class Opt:
     required: bool | None = None
 
 
-@lru_cache(maxsize=None)
+@cache
 def field_comments(cls: type) -> dict[str, str]:
     """``{field: comment}``: the ``# …`` comment after each field of dataclass ``cls`` in its
-    source (a field written over several lines: the comment on its last line)."""
+    source (a field written over several lines: the comment on its last line), continued on the
+    comment-only lines right below it."""
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):  # no source at hand (an interactive class): no help texts
@@ -63,13 +65,21 @@ def field_comments(cls: type) -> dict[str, str]:
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
             comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    code_lines = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            code_lines.add(tok.start[0])
     body = ast.parse(source).body[0]
     out = {}
     for node in getattr(body, "body", []):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            comment = comments.get(node.end_lineno or node.lineno)
-            if comment:
-                out[node.target.id] = comment
+            line = node.end_lineno or node.lineno
+            parts = [comments[line]] if line in comments else []
+            while parts and line + 1 in comments and line + 1 not in code_lines:  # runs on below the field
+                line += 1
+                parts.append(comments[line])
+            if parts:
+                out[node.target.id] = " ".join(parts)
     return out
 
 

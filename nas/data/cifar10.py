@@ -40,7 +40,8 @@ CIFAR10_BIN_RECORD = 1 + 3072  # binary version: 1 label byte + 3072 pixel bytes
 # (numpy 1.x pickles name numpy.core, 2.x numpy._core; protocol 5 uses _frombuffer) and, in a
 # protocol-2 pickle written by Python 3, codecs.encode for bytes. Each only builds data.
 _ALLOWED_GLOBALS = frozenset({
-    *((core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")),
+    *((core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray")
+      for name in ("_reconstruct", "scalar")),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
 })

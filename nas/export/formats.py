@@ -11,10 +11,10 @@ input ``images`` (B, C, H, W) → output ``logits`` (B, num_classes), batch size
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import torch
 

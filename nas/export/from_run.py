@@ -14,8 +14,9 @@ export there (see :func:`nas.export.model.check_out_dir`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from nas.data import load_dataset
 from nas.export.formats import parse_formats

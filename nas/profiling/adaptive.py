@@ -4,13 +4,13 @@ most (see :mod:`nas.profiling.collect`, point 2)."""
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from predictors.features import arch_features
 from predictors import Samples, create_cost_model
+from predictors.features import arch_features
 from search_spaces.arch import ArchConfig
 from search_spaces.space import SearchSpace
 

@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -93,7 +93,7 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: Iter
 
     rows = mine()
     done = set(zip(rows["arch_id"].astype(str), rows["pass"].astype(int))) if len(rows) else set()
-    chosen = [a for a in dict.fromkeys(rows.loc[rows["pass"].astype(int) == 0, "arch_id"].astype(str))] if len(rows) else []
+    chosen = list(dict.fromkeys(rows.loc[rows["pass"].astype(int) == 0, "arch_id"].astype(str))) if len(rows) else []
     arch_of = {r.arch_id: ArchConfig.from_json(r.arch_json) for r in rows.itertuples()} if len(rows) else {}
     taken = set(chosen) | set(exclude)
     t0 = time.perf_counter()

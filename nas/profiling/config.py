@@ -29,7 +29,8 @@ class ProfileRunConfig:
     max_pass_mad: float = 0.03  # passes disagree above this relative MAD of the ratio to the reference
     retries: int = 2  # retries of a measurement whose ratio to the reference never settled
     max_spread: float = 0.25  # a latency timed alone is retried above this (p90 - p10) / median
-    with_ops: bool | None = None  # also on CPU, write per-op records to FILE.records.jsonl (always on CUDA, with kernels)
+    with_ops: bool | None = None  # also on CPU, write per-op records to FILE.records.jsonl
+    # (always on CUDA, with kernels)
 
     def __post_init__(self) -> None:
         create_space(self.space)  # unknown names fail here, listing the valid ones

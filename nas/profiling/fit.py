@@ -9,8 +9,8 @@ under ``OUT/<target>/``, keeping predictors already there unless ``overwrite``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 

@@ -45,7 +45,8 @@ def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: Latency
     if best.ref_latency is not None:
         note = f"ratio to the reference unsettled after {config.retries + 1} tries"
     else:
-        note = (f"latency spread (p90-p10)/median {_spread(best):.2f}{'' if best.latency.stable else ', median unsettled'} "
+        unsettled = "" if best.latency.stable else ", median unsettled"
+        note = (f"latency spread (p90-p10)/median {_spread(best):.2f}{unsettled} "
                 f"after {config.retries + 1} tries")
     return replace(best, suspect="; ".join(filter(None, [best.suspect, note])))
 

@@ -11,7 +11,7 @@ May import: ``nas.objectives``, ``nas.pareto``, ``nas.rundir``, ``search_spaces`
 pandas, numpy.
 """
 
-from nas.report.plots import hypervolume_plot, parity_plot, pareto_plot, staircase_plot
+from nas.report.plots import hypervolume_plot, pareto_plot, parity_plot, staircase_plot
 from nas.report.record import HV_REFERENCE, RunRecord, hypervolume_series, read_run
 from nas.report.text import arch_html, arch_markdown
 from nas.report.write import REPORT_FILES, write_report

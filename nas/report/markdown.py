@@ -6,8 +6,20 @@ import html
 from typing import Any
 
 from nas.report.record import RunRecord
-from nas.report.text import (BUDGET_HEAD, PARETO_TABLE_ROWS, arch_markdown, budget_label, budget_rows,
-                                 pareto_rows, fmt_text, pick_facts, run_rows, setting_rows, status_sentence, timing_rows)
+from nas.report.text import (
+    BUDGET_HEAD,
+    PARETO_TABLE_ROWS,
+    arch_markdown,
+    budget_label,
+    budget_rows,
+    fmt_text,
+    pareto_rows,
+    pick_facts,
+    run_rows,
+    setting_rows,
+    status_sentence,
+    timing_rows,
+)
 
 __all__ = ["report_md"]
 

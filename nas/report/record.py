@@ -27,8 +27,17 @@ import pandas as pd
 
 from nas.objectives import OBJECTIVES, columns, minimization
 from nas.pareto import hypervolume_history, normalize
-from nas.rundir import (CONFIG, PARETO, PICKS, SEARCH_WRITER, SUMMARY, TRIALS, corrupt_record, read_record_json,
-                        read_record_table)
+from nas.rundir import (
+    CONFIG,
+    PARETO,
+    PICKS,
+    SEARCH_WRITER,
+    SUMMARY,
+    TRIALS,
+    corrupt_record,
+    read_record_json,
+    read_record_table,
+)
 
 __all__ = ["HV_REFERENCE", "STATUSES", "RunRecord", "complete_trials", "hypervolume_series", "read_run", "run_record"]
 

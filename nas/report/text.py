@@ -8,7 +8,8 @@ from __future__ import annotations
 import html
 import json
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nas.report.record import RunRecord
 from search_spaces.arch import ArchConfig
@@ -245,7 +246,7 @@ def pareto_rows(record: RunRecord) -> tuple[list[str], list[list[str]], int]:
     front = record.pareto.sort_values(["val_acc", "pred_latency_ms"], ascending=[False, True], kind="stable")
     rows = []
     for _, r in front.head(PARETO_TABLE_ROWS).iterrows():
-        def get(col):
+        def get(col, r=r):
             v = r.get(col)
             return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
         nq, nb = get("n_quadratic"), get("n_blocks")

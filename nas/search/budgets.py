@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["Budget", "auto_budgets", "budgets_from_lists", "constraint_value"]
 
@@ -68,7 +69,7 @@ class Budget:
                 "label": self.label}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Budget":
+    def from_dict(cls, data: dict[str, Any]) -> Budget:
         return cls(latency_ms=data.get("latency_ms"), memory_mb=data.get("memory_mb"),
                    source=data.get("source", "user"))
 

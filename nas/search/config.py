@@ -5,9 +5,10 @@ default resolved by :meth:`SearchConfig.resolved` into what ``config.json`` reco
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from nas.data import dataset_names, default_dataset
 from nas.export import EXPORT_FORMATS, parse_formats
@@ -33,16 +34,20 @@ class SearchConfig:
     device: str = "cpu"  # target device: cpu or cuda[:N]
     batch_size: int = 1  # deployment batch size: latency and memory are predicted and measured at it
     latency_budgets_ms: tuple[float, ...] = ()  # latency limit in ms (one result per budget pair)
-    memory_budgets_mb: tuple[float, ...] = ()  # peak inference memory limit in MB (paired in order with latency budgets)
+    memory_budgets_mb: tuple[float, ...] = ()  # peak inference memory limit in MB
+    # (paired in order with latency budgets)
     objectives: tuple[str, ...] = tuple(OBJECTIVES)  # comma-separated objectives (user or value names: val_acc, …)
     trials: int | None = None  # completed trials in the study (default 300; quick 60)
     sampler: str = "nsga2"  # the study's sampler (see nas.search.samplers.SAMPLERS)
     population_size: int | None = None  # NSGA-II population (default 16; quick 12)
-    storage: str | None = None  # Optuna storage: sqlite:///PATH, journal:///PATH or postgresql://USER@HOST/DB (default: the recorded one on resume, else SQLite study.db in the run directory; a journal file with workers > 1)
+    storage: str | None = None  # Optuna storage: sqlite:///PATH, journal:///PATH or postgresql://USER@HOST/DB
+    # (default: the recorded one on resume, else SQLite study.db in the run directory; a journal file with
+    # workers > 1)
     study_name: str | None = None  # default: nas-search-SPACE
     resume: bool = False  # continue the search in --out
     join: bool = False  # join the study of the same name in --storage if another worker created it (multi-machine)
-    workers: int = 1  # processes running trials on this machine, the main one included (>1 uses a journal file by default)
+    workers: int = 1  # processes running trials on this machine, the main one included
+    # (>1 uses a journal file by default)
     seed: int = 0  # seed of the sampler, the supernet, the profiled architectures and the data split
     out: str | None = None  # run directory (default: results/search-SPACE-TIME)
     quick: bool = False  # small settings for a first look (about a minute on a CPU)
@@ -106,7 +111,7 @@ class SearchConfig:
     def budgets(self) -> list[Budget]:
         return budgets_from_lists(self.latency_budgets_ms, self.memory_budgets_mb)
 
-    def resolved(self) -> "SearchConfig":
+    def resolved(self) -> SearchConfig:
         """The config with every default filled in (what ``config.json`` records)."""
         q = self.quick
         trials = self.trials or (60 if q else 300)

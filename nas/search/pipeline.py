@@ -42,9 +42,17 @@ from nas.search.budgets import Budget
 from nas.search.config import SearchConfig, SearchResult
 from nas.search.phases import data_seed, load_predictors, obtain_predictors, obtain_supernet, scoring, search_budgets
 from nas.search.picks import Measurer, pick, smallest_record
-from nas.search.resume import (check_run_dir, default_storage, own_study_file, read_search_record,
-                                   require_study_file, resumed_data_seed, sessions, stored_storage,
-                                   with_recorded_settings)
+from nas.search.resume import (
+    check_run_dir,
+    default_storage,
+    own_study_file,
+    read_search_record,
+    require_study_file,
+    resumed_data_seed,
+    sessions,
+    stored_storage,
+    with_recorded_settings,
+)
 from nas.search.samplers import create_sampler
 from nas.search.scoring import ArchScorer
 from nas.search.storage import StorageUnavailable, create_storage, describe_storage, file_storage_path

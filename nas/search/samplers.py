@@ -9,8 +9,8 @@ resume, so a resumed NSGA-II goes on from its generation instead of replaying it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import optuna

@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch.utils.data import TensorDataset
@@ -88,5 +88,5 @@ class ArchScorer:
             return []
         lat = self.latency.predict(archs, self.batch_size)
         mem = self.memory.predict(archs, self.batch_size)
-        return [ArchScore(arch=a, val_acc=self.accuracy(a), latency_ms=float(l), peak_mem_mb=float(m))
-                for a, l, m in zip(archs, lat, mem)]
+        return [ArchScore(arch=a, val_acc=self.accuracy(a), latency_ms=float(lt), peak_mem_mb=float(m))
+                for a, lt, m in zip(archs, lat, mem)]

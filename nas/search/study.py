@@ -21,7 +21,8 @@ import bisect
 import datetime
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState

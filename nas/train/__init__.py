@@ -14,7 +14,14 @@ safetensors.
 from nas.train.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from nas.train.config import TrainConfig, set_seed
 from nas.train.distributed import DistContext, cleanup_distributed, init_distributed, weights_digest
-from nas.train.supernet import SandwichLoss, SupernetConfig, SupernetResult, finished_supernet, sandwich_archs, train_supernet
+from nas.train.supernet import (
+    SandwichLoss,
+    SupernetConfig,
+    SupernetResult,
+    finished_supernet,
+    sandwich_archs,
+    train_supernet,
+)
 from nas.train.supernet_run import check_data, evaluate_arch, load_supernet
 from nas.train.train_net import train_net
 from nas.train.trainer import EpochRecord, Trainer, TrainResult, evaluate, soft_cross_entropy, train_model

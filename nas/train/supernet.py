@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +47,17 @@ from nas.rundir import write_json
 from nas.train.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
 from nas.train.config import TrainConfig, set_seed
 from nas.train.distributed import DistContext, cleanup_distributed, init_distributed, weights_digest
-from nas.train.supernet_run import (CHECKPOINT, WEIGHTS, check_data, evaluate_arch, load_supernet, prepare_run,
-                                        remove_dead_writers_files, run_entries, write_history)
+from nas.train.supernet_run import (
+    CHECKPOINT,
+    WEIGHTS,
+    check_data,
+    evaluate_arch,
+    load_supernet,
+    prepare_run,
+    remove_dead_writers_files,
+    run_entries,
+    write_history,
+)
 from nas.train.trainer import Trainer, soft_cross_entropy
 from profilers import backend_for
 from search_spaces.arch import ArchConfig
@@ -80,7 +90,7 @@ class SupernetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SupernetConfig":
+    def from_dict(cls, data: dict[str, Any]) -> SupernetConfig:
         data = dict(data)
         return cls(train=TrainConfig(**data.pop("train")), **data)
 
@@ -255,7 +265,7 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
         weights = {k: v.detach().cpu().contiguous() for k, v in supernet.state_dict().items()}
         write_atomic(out / WEIGHTS, lambda tmp: save_file(weights, str(tmp)))
     ctx.barrier()
-    del model, trainer  # the DDP wrapper holds the process group: free it before the group is destroyed
+    model = trainer = None  # the DDP wrapper holds the process group: free it before the group is destroyed
     return SupernetResult(supernet=supernet, run_dir=out, history=history, log=log, is_main=ctx.is_main)
 
 

@@ -113,7 +113,8 @@ def _check_dataset(data: object, name: str) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TensorDataset, *, device: str = "cpu", batch_size: int = 256) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: TensorDataset, *, device: str = "cpu",
+             batch_size: int = 256) -> tuple[float, float]:
     """(mean cross-entropy loss, accuracy in [0, 1]) of ``model`` on ``data``."""
     check_device(device, available=True)
     _check_dataset(data, "data")

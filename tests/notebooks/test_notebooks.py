@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from support import REPO
 
 ROOT = REPO  # the repository root
@@ -34,7 +35,8 @@ def test_notebook_committed_without_outputs(path):
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{path.name} has no code cells"
-    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
     assert not dirty, (f"{path.name}: code cells {dirty} hold outputs or an execution count; clear them before "
                        f"committing (e.g. `jupyter nbconvert --clear-output --inplace {path.name}`)")
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"

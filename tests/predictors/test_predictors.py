@@ -61,7 +61,6 @@ from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import create_space, space_names
 from search_spaces.triton_quadratic import launch_shape
-
 from support.profiles import FP, OTHER_FP, TRAIN_BATCHES  # noqa: E402  (shared with the search tests)
 from support.profiles import latency_true as _latency_true  # noqa: E402
 from support.profiles import profile_row as _row  # noqa: E402

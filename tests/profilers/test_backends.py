@@ -10,7 +10,6 @@ import torch
 
 from profilers import BACKENDS, CPUBackend, CUDABackend, backend_for, check_device, present_backends
 
-
 # ---- check_device ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:0", "cuda:12"])
@@ -45,3 +44,104 @@ def test_check_device_available_names_the_cuda_devices(monkeypatch):
         check_device("cuda:2", name="--device", available=True)
     assert str(info.value) == ("--device cuda:2: this machine has 2 CUDA device(s) (cuda:0, cuda:1); choose one of "
                                "them or use --device cpu")
+
+
+# ---- the registry and the choice of backend ---------------------------------------------------
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a GPU")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_the_registry_holds_one_backend_per_device_kind():
+    assert BACKENDS == {"cpu": CPUBackend, "cuda": CUDABackend}
+    assert CPUBackend in present_backends()
+
+
+@pytest.mark.parametrize("device, cls", [("cpu", CPUBackend), (torch.device("cpu"), CPUBackend),
+                                         ("cuda", CUDABackend), ("cuda:1", CUDABackend)])
+def test_backend_for_picks_the_device_kind(device, cls):
+    backend = backend_for(device)  # building one needs no GPU: measuring does
+    assert type(backend) is cls and backend.device == torch.device(device)
+
+
+@pytest.mark.parametrize("device", ["meta", "mps"])
+def test_backend_for_refuses_a_kind_without_a_backend(device):
+    with pytest.raises(ValueError, match=rf"^device must be 'cpu' or 'cuda', got {device}$"):
+        backend_for(device)
+
+
+def test_a_backend_refuses_a_device_of_another_kind():
+    with pytest.raises(ValueError, match="CPUBackend measures cpu devices, not cuda"):
+        CPUBackend(torch.device("cuda"))
+
+
+# ---- the CPU backend against plain measurements ------------------------------------------------
+
+def test_cpu_threads_are_set_inside_and_restored_after(monkeypatch):
+    backend = backend_for("cpu")
+    before = torch.get_num_threads()
+    with backend.threads(1):
+        assert torch.get_num_threads() == 1 == backend.threads_in_use()
+    assert torch.get_num_threads() == before
+    with pytest.raises(KeyboardInterrupt), backend.threads(1):
+        raise KeyboardInterrupt
+    assert torch.get_num_threads() == before
+    with backend.threads(None):  # None keeps torch's setting
+        assert torch.get_num_threads() == before
+
+
+def test_cpu_time_once_ms_times_the_call():
+    backend = backend_for("cpu")
+    assert backend.time_once_ms(lambda: time.sleep(0.02)) >= 20.0
+
+
+def test_cpu_peak_bytes_counts_what_was_live_and_the_largest_allocation():
+    backend = backend_for("cpu")
+    n = 1 << 20  # one float32 MiB tensor, allocated and freed inside the call
+
+    def work():
+        x = torch.ones(n // 4)
+        del x
+
+    peak = backend.peak_bytes(work, live_bytes=123)
+    assert peak == 123 + n
+    peak_ops, ops, kernels = backend.profile_call(work, live_bytes=0, with_ops=True, fingerprint=None)
+    assert peak_ops == n and kernels == ()
+    assert any(op.name == "aten::ones" for op in ops)
+
+
+def test_cpu_has_no_device_allocator_peak_and_no_kernel_records():
+    backend = backend_for("cpu")
+    assert backend.device_peak_bytes(lambda: None) is None and not backend.records_kernels
+    assert backend.ddp_device_ids() is None and backend.dist_backend == "gloo"
+
+
+def test_rng_states_round_trip_through_every_present_backend():
+    states = {cls.rng_key: cls.get_rng_state() for cls in present_backends()}
+    first = torch.rand(3)
+    for cls in present_backends():
+        cls.set_rng_state(states[cls.rng_key])
+    assert torch.equal(torch.rand(3), first)
+
+
+# ---- the CUDA backend ---------------------------------------------------------------------------
+
+@no_cuda
+def test_cuda_is_absent_here_and_its_fingerprint_says_so():
+    assert not CUDABackend.present() and CUDABackend.device_count() == 0
+    with pytest.raises(ValueError, match="requested but torch sees no CUDA device"):
+        backend_for("cuda").fingerprint()
+
+
+@needs_cuda
+def test_cuda_backend_measures_on_the_gpu():
+    backend = backend_for("cuda")
+    assert backend.records_kernels and backend.dist_backend == "nccl"
+    x = torch.ones(1 << 20, device="cuda")
+    assert backend.time_once_ms(lambda: x.mul(2)) > 0
+    peak = backend.peak_bytes(lambda: torch.ones(1 << 20, device="cuda"), live_bytes=0)
+    assert peak >= 4 * (1 << 20)
+    fp = backend.fingerprint()
+    assert fp.kind == "cuda" and fp.sm_count > 0
+    _, ops, kernels = backend.profile_call(lambda: x.mul(2), live_bytes=0, with_ops=True, fingerprint=fp)
+    assert ops and kernels

@@ -49,7 +49,7 @@ from profilers.quiet import filtered_native_stderr
 from search_spaces.arch import ArchConfig
 from search_spaces.mixers import QuadraConv
 from search_spaces.networks import QuadraNet
-from search_spaces.space import SearchSpace, create_space
+from search_spaces.space import create_space
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a CUDA device")

@@ -148,3 +148,13 @@ def test_sync_tree_fsyncs_every_file(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic.os, "fsync", lambda fd: (count.append(fd), real_fsync(fd)))
     sync_tree(tmp_path)
     assert len(count) >= 4  # two files and two directories
+
+
+def test_append_durably_appends_whole_lines_and_fsyncs(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    path = tmp_path / "log.jsonl"
+    atomic.append_durably(path, "a\n")
+    atomic.append_durably(path, "b\r\n")  # written as given: no newline translation
+    assert path.read_bytes() == b"a\nb\r\n" and len(synced) == 2

@@ -24,8 +24,8 @@ from search_spaces.blocks import Block
 from search_spaces.elastic import ElasticBlock, QuadraSupernet
 from search_spaces.mixers import DWConv, QuadraConv
 from search_spaces.networks import QuadraNet
-from support.spaces import tiny_space
 from search_spaces.space import SearchSpace, create_space
+from support.spaces import tiny_space
 
 EPS = 1e-6  # every LayerNorm in the design
 

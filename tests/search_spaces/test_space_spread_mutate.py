@@ -7,7 +7,7 @@ import random
 import pytest
 
 from search_spaces.networks import QuadraNet, count_params
-from search_spaces.space import SearchSpace, create_space, space_names
+from search_spaces.space import create_space, space_names
 
 
 def _diff_dims(a, b) -> int:

@@ -13,13 +13,18 @@ from scipy.stats import kendalltau, spearmanr
 
 import nas.bench.ranking as ranking_module
 from nas.bench.ranking import (
-    RUNS_FILE, RankingBenchConfig, arch_params, mean_pairwise_tau, run_ranking_bench, seed_variance,
-    split_half_tau, spread_archs,
+    RUNS_FILE,
+    RankingBenchConfig,
+    arch_params,
+    mean_pairwise_tau,
+    run_ranking_bench,
+    seed_variance,
+    split_half_tau,
+    spread_archs,
 )
 from nas.cli import main
 from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import create_space
-
 
 
 def test_arch_params_equals_a_built_network():

@@ -1,5 +1,5 @@
-"""Tests for the ``nas`` command (nas.cli), run in-process through ``main(argv)``, plus the run
-directory helpers of nas.train_net and the installed console script."""
+"""Tests for the ``nas`` command (nas.cli), run in-process through ``main(argv)``, plus the
+installed console script."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -19,10 +18,8 @@ from safetensors.torch import load_file
 
 from nas.cli import main
 from nas.data import CIFAR10_FILES, dataset_names, load_dataset
-from nas.rundir import default_run_dir, prepare_run_dir
 from nas.train import EpochRecord, evaluate
 from search_spaces.presets import create_model, model_names
-
 
 MIXERS = ("quadra_efficient", "quadra_plain", "gnconv", "first_order")
 TINY_BENCH = ["bench", "mixer", "--width", "8", "--depth", "1", "--image-size", "8", "--batch-size", "2",
@@ -164,45 +161,6 @@ def test_train_net_out_is_a_file(capsys, tmp_path):
     assert code == 2
     assert "not a directory" in _err(capsys)
     assert target.read_text() == "keep me"
-
-
-# ---- run directory helpers -------------------------------------------------------------------
-
-def test_prepare_run_dir(tmp_path):
-    nested = tmp_path / "a" / "b"
-    assert prepare_run_dir(nested) == nested and nested.is_dir()
-    assert prepare_run_dir(nested) == nested  # empty directory: accepted
-    (nested / "x.txt").write_text("1")
-    with pytest.raises(FileExistsError, match="already holds files"):
-        prepare_run_dir(nested)
-    with pytest.raises(FileExistsError, match="not a directory"):
-        prepare_run_dir(nested / "x.txt")
-
-
-def test_check_new_run_dir_names_a_file_among_the_ancestors(tmp_path):
-    from nas.rundir import check_new_run_dir, file_in_the_way
-
-    blocker = tmp_path / "file.txt"
-    blocker.write_text("keep me")
-    assert file_in_the_way(tmp_path / "new" / "run") is None and file_in_the_way(tmp_path) is None
-    assert file_in_the_way(blocker) == blocker
-    assert file_in_the_way(blocker / "a" / "b") == blocker
-    with pytest.raises(FileExistsError) as info:
-        check_new_run_dir(blocker / "a" / "b", hint="choose another --out")
-    assert str(info.value) == (f"run directory {blocker / 'a' / 'b'} cannot be created: {blocker} is a file, not a "
-                               f"directory; choose another --out")
-    assert blocker.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
-
-
-def test_default_run_dir_name(tmp_path):
-    before = time.strftime("%Y%m%d-%H%M%S")
-    path = default_run_dir("train", "quadranet_digits", "digits", root=tmp_path)
-    after = time.strftime("%Y%m%d-%H%M%S")
-    assert path.parent == tmp_path
-    m = re.fullmatch(r"train-quadranet_digits-digits-(\d{8}-\d{6})", path.name)
-    assert m and before <= m.group(1) <= after
-    assert default_run_dir("train", "m", "d").parent == Path("results")
-    assert not path.exists()
 
 
 # ---- train-net: one real epoch -------------------------------------------------------------

@@ -473,3 +473,48 @@ def test_input_spec_undoes_the_normalisation_from_raw_pixels():
     assert dist.max() < 1e-8
     synthetic = load_dataset("synthetic", seed=0).input_spec()
     assert synthetic["pixel_max"] is None and synthetic["normalise"].startswith("x[:, c] = (x[:, c]")
+
+
+# ---- a planted pickle never runs -------------------------------------------------------------
+
+class _Planted:
+    """Unpickled by plain pickle, this creates the file ``marker``: code run by loading data."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_pickle_in_place_of_a_cifar_batch_is_refused_and_never_run(cifar_dir: Path, tmp_path: Path):
+    probe = tmp_path / "probe-ran"
+    pickle.loads(pickle.dumps({b"data": _Planted(probe)}))  # the payload works: plain pickle runs it
+    assert probe.exists()
+    marker = tmp_path / "planted-ran"
+    with open(cifar_dir / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": _Planted(marker), b"labels": [0]}, f)
+    with pytest.raises(ValueError) as info:
+        load_dataset("cifar10", data_dir=cifar_dir)
+    msg = str(info.value)
+    assert f"{cifar_dir / 'data_batch_1'} was refused" in msg and "could run code" in msg
+    assert "is not allowed in a CIFAR-10 batch" in msg
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_of_every_pickle_protocol_still_load(tmp_path: Path, protocol: int) -> None:
+    raw = {}
+    rng = np.random.default_rng(protocol)
+    for fname in TRAIN_FILES + ["test_batch"]:
+        data = rng.integers(0, 256, size=(PER_BATCH, 3072), dtype=np.uint8)
+        labels = np.asarray(rng.integers(0, 10, size=PER_BATCH))  # a NumPy array this time, not a list
+        with open(tmp_path / fname, "wb") as f:
+            pickle.dump({b"batch_label": fname.encode(), b"data": data, b"labels": labels,
+                         b"filenames": [b"x.png"] * PER_BATCH}, f, protocol=protocol)
+        raw[fname] = (data, labels)
+    ds = load_dataset("cifar10", data_dir=tmp_path)
+    assert len(ds.test) == PER_BATCH
+    x01 = _undo(ds, ds.test.tensors[0])
+    np.testing.assert_allclose(x01, raw["test_batch"][0].reshape(-1, 3, 32, 32) / 255.0, atol=1e-6)
+    assert torch.equal(ds.test.tensors[1], torch.as_tensor(raw["test_batch"][1], dtype=torch.int64))

@@ -10,16 +10,24 @@ import random
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from dataclasses import replace
 
 import nas
 from nas.cli import main
-from nas.export import (EXPORT_FORMATS, FORMATS, check_onnx, check_out_dir, export_model, load_arch_json, load_model,
-                        parse_formats)
+from nas.export import (
+    EXPORT_FORMATS,
+    FORMATS,
+    check_onnx,
+    check_out_dir,
+    export_model,
+    load_arch_json,
+    load_model,
+    parse_formats,
+)
 from search_spaces.arch import ArchConfig, ArchError
 from search_spaces.elastic import QuadraSupernet
 from search_spaces.networks import QuadraNet, count_params

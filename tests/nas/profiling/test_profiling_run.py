@@ -33,8 +33,8 @@ from nas.bench.predictors import PredictorBenchConfig
 from nas.bench.staircase import StaircaseBenchConfig
 from nas.cli import main
 from nas.profiling import ProfileRunConfig, collect_profiles, measure_arch, reference_arch
-from predictors.features import arch_features
 from predictors import COST_MODELS
+from predictors.features import arch_features
 from predictors.predictor import Predictor
 from predictors.table import PROFILE_COLUMNS, aggregate_profiles, append_profile_row, read_profiles
 from profilers.fingerprint import device_fingerprint
@@ -416,7 +416,8 @@ def test_collect_resumes_a_table_torn_in_its_first_row(collected, tmp_path):
     path = tmp_path / "p.csv"
     path.write_text(header + first[: len(first) // 2], encoding="utf-8")  # killed while writing row 1
     with pytest.warns(UserWarning, match="incomplete last row"):
-        table = collect_profiles(ProfileRunConfig(space=SPACE, n=2, passes=1, max_passes=1, seed=0), path, progress=False)
+        table = collect_profiles(ProfileRunConfig(space=SPACE, n=2, passes=1, max_passes=1, seed=0), path,
+                                 progress=False)
     lines = _lines(path)
     assert lines[0] == header and len(lines) == 3
     space = _space()
@@ -429,7 +430,8 @@ def test_collect_resumes_a_table_torn_in_its_header(tmp_path):
     path.write_text(",".join(PROFILE_COLUMNS)[:100], encoding="utf-8")  # killed while writing the header
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = collect_profiles(ProfileRunConfig(space=SPACE, n=2, passes=1, max_passes=1, seed=0), path, progress=False)
+        table = collect_profiles(ProfileRunConfig(space=SPACE, n=2, passes=1, max_passes=1, seed=0), path,
+                                 progress=False)
     assert len(table) == 2 and len(_csv_rows(path)) == 2
 
 
@@ -549,7 +551,8 @@ def test_sigkill_then_rerun_completes_without_duplicates(tmp_path):
 
 def test_cli_profile_writes_table_and_prints_summary(tmp_path, capsys):
     out = tmp_path / "t.csv"
-    assert main(["profile", "--space", SPACE, "--n", "6", "--passes", "1", "--max-passes", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["profile", "--space", SPACE, "--n", "6", "--passes", "1", "--max-passes", "1", "--out", str(out),
+                 "--no-progress"]) == 0
     text = capsys.readouterr().out
     line = text.splitlines()[0]
     fp = _my_fp()
@@ -1086,10 +1089,12 @@ def test_with_ops_writes_one_record_line_per_measurement(tmp_path):
 
 def test_cli_profile_with_ops(tmp_path, capsys):
     path = tmp_path / "p.csv"
-    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--max-passes", "1", "--out", str(path), "--with-ops",
+    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--max-passes", "1", "--out", str(path),
+                 "--with-ops",
                  "--no-progress"]) == 0
     assert len(nas.profiling.records_path(path).read_text().splitlines()) == 2
-    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--max-passes", "1", "--out", str(tmp_path / "q.csv"),
+    assert main(["profile", "--space", SPACE, "--n", "2", "--passes", "1", "--max-passes", "1",
+                 "--out", str(tmp_path / "q.csv"),
                  "--no-progress"]) == 0
     assert not nas.profiling.records_path(tmp_path / "q.csv").exists()
 

@@ -1,4 +1,5 @@
-"""Tests for nas.search.budgets, .study, .params, .samplers, .tables and .scoring, and nas.objectives: hardware budgets, the Optuna study and the
+"""Tests for nas.search.budgets, .study, .params, .samplers, .tables and .scoring, and nas.objectives:
+hardware budgets, the Optuna study and the
 architecture scorer.
 
 References are written out here: relative overshoots computed by hand, quantiles interpolated
@@ -27,12 +28,12 @@ import torch
 from optuna.trial import TrialState
 from torch.utils.data import TensorDataset
 
-from nas.search.budgets import Budget, auto_budgets, budgets_from_lists, constraint_value
-from nas.search.scoring import ArchScore, ArchScorer
-from nas.search.storage import worker_id
 from nas.objectives import parse_objectives
+from nas.search.budgets import Budget, auto_budgets, budgets_from_lists, constraint_value
 from nas.search.params import arch_from_params, arch_params
 from nas.search.samplers import create_sampler
+from nas.search.scoring import ArchScore, ArchScorer
+from nas.search.storage import worker_id
 from nas.search.study import SCORE_ATTR, WORKER_ATTR, open_study, problem_record, run_trials
 from nas.search.tables import pareto_frame, trials_frame
 from predictors.predictor import Predictor
@@ -186,7 +187,8 @@ def test_budgets_from_lists_pairs_in_order():
 
 
 def test_budgets_from_lists_broadcasts_a_single_value():
-    assert budgets_from_lists([1.0, 2.0, 3.0], [40.0]) == [Budget(latency_ms=x, memory_mb=40.0) for x in (1.0, 2.0, 3.0)]
+    assert budgets_from_lists([1.0, 2.0, 3.0], [40.0]) == [Budget(latency_ms=x, memory_mb=40.0)
+                                                           for x in (1.0, 2.0, 3.0)]
     assert budgets_from_lists([5.0], [10.0, 20.0]) == [Budget(latency_ms=5.0, memory_mb=m) for m in (10.0, 20.0)]
     assert budgets_from_lists([5.0], [10.0]) == [Budget(latency_ms=5.0, memory_mb=10.0)]
 
@@ -662,7 +664,8 @@ def test_run_trials_rejects_bad_counts(kw):
 # ============================================================================ trials_frame / pareto_frame
 
 TRIAL_COLUMNS = ["number", "state", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "constraint", "feasible",
-                 "feasible_b0", "feasible_b1", "worker", "surplus", "arch_id", "n_quadratic", "n_blocks", "depths", "widths", "arch_json",
+                 "feasible_b0", "feasible_b1", "worker", "surplus", "arch_id", "n_quadratic", "n_blocks", "depths",
+                 "widths", "arch_json",
                  "duration_s", "datetime_complete"]
 
 

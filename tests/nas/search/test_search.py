@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 
 import nas
 from nas.cli import main, search_main
-from nas.export import check_onnx
 from nas.data import load_dataset
+from nas.export import check_onnx
 from nas.search import Budget, SearchConfig, run_search
 from nas.search.storage import create_storage
 from nas.train import load_supernet
@@ -435,7 +435,6 @@ def test_resume_of_a_directory_that_is_not_a_search_run_is_refused(run, tmp_path
 
 def test_bench_search_record(run, tmp_path):
     from nas.bench.search import SearchBenchConfig, run_search_bench, study_hypervolumes  # noqa: F401
-    from nas.pareto import hypervolume, normalize, to_minimization
 
     config = SearchBenchConfig(trials=24, seeds=2, population_size=8, supernet=str(run.run_dir / "supernet"),
                                predictors=str(run.run_dir / "predictors"))
@@ -459,14 +458,14 @@ def test_study_hypervolumes_share_one_normalisation():
     from nas.pareto import hypervolume
 
     def frame(rows):
-        return pd.DataFrame([{"state": "COMPLETE", "val_acc": a, "pred_latency_ms": l, "pred_peak_mem_mb": m,
-                              "feasible": f} for a, l, m, f in rows])
+        return pd.DataFrame([{"state": "COMPLETE", "val_acc": a, "pred_latency_ms": lat, "pred_peak_mem_mb": m,
+                              "feasible": f} for a, lat, m, f in rows])
 
     a = frame([(0.9, 1.0, 1.0, True), (0.5, 3.0, 2.0, True)])
     b = frame([(0.7, 2.0, 1.5, True), (0.95, 0.5, 0.5, False)])  # b's best is infeasible: ignored
     hv = study_hypervolumes({"a": a, "b": b}, ("val_acc", "latency_ms", "peak_mem_mb"))
     # bounds over all trials: error 0.05..0.5, latency 0.5..3, memory 0.5..2
-    norm = lambda e, l, m: [(e - 0.05) / 0.45, (l - 0.5) / 2.5, (m - 0.5) / 1.5]  # noqa: E731
+    norm = lambda e, lat, m: [(e - 0.05) / 0.45, (lat - 0.5) / 2.5, (m - 0.5) / 1.5]  # noqa: E731
     ref = np.full(3, 1.1)
     assert hv["a"] == pytest.approx(hypervolume(np.array([norm(0.1, 1.0, 1.0), norm(0.5, 3.0, 2.0)]), ref))
     assert hv["b"] == pytest.approx(hypervolume(np.array([norm(0.3, 2.0, 1.5)]), ref))

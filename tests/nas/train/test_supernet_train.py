@@ -1,5 +1,5 @@
-"""Tests for nas.supernet_train (sandwich rule, in-place distillation, checkpoints/resume,
-torchrun DDP) and its CLI commands ``train-supernet`` / ``supernet eval``.
+"""Tests for nas.train.supernet and nas.train.supernet_run (sandwich rule, in-place distillation,
+checkpoints/resume, torchrun DDP) and its CLI commands ``train-supernet`` / ``supernet eval``.
 
 References written out here: the sandwich loss as CE + Σ soft-CE with a detached teacher,
 ``evaluate_arch`` recomputed on saved weights, an uninterrupted run for every resumed one
@@ -33,16 +33,18 @@ import nas.train.supernet as supernet_train
 import nas.train.supernet_run as supernet_run
 from nas.cli import main
 from nas.data import load_dataset
-from nas.train import weights_digest
 from nas.train import (
     SandwichLoss,
     SupernetConfig,
+    TrainConfig,
     evaluate_arch,
+    load_checkpoint,
     load_supernet,
     sandwich_archs,
+    set_seed,
     train_supernet,
+    weights_digest,
 )
-from nas.train import TrainConfig, set_seed
 from search_spaces import space as space_module
 from search_spaces.elastic import QuadraSupernet
 from search_spaces.space import create_space
@@ -635,7 +637,7 @@ def test_killed_first_checkpoint_write_starts_the_run_over(small_run, tmp_path, 
 def test_killed_config_write_alone_counts_as_an_empty_directory(small_run, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    tmp = out / f".config.json.{_dead_pid()}-139872.tmp"  # run_dir.write_text_atomic's name
+    tmp = out / f".config.json.{_dead_pid()}-139872.tmp"  # the previous version's text-writer scheme
     tmp.write_text('{"spa')
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):  # as an empty directory
         _train(out, config=SMALL_CFG, resume=True)
@@ -961,3 +963,43 @@ def test_ddp_two_ranks_end_with_the_saved_weights(tmp_path):
     set_seed(0)
     assert weights_digest(QuadraSupernet(create_space(SPACE))) != digests[0], "no training happened"
     assert proc.stdout.count("run directory:") == 1, "only rank 0 prints"
+
+
+# ---- a planted pickle never runs -------------------------------------------------------------
+
+class _Planted:
+    """Unpickled with ``weights_only=False``, this creates the file ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_pickle_in_place_of_a_checkpoint_is_refused_and_never_run(run_copy, tmp_path):
+    probe = tmp_path / "probe-ran"
+    torch.save({"supernet": _Planted(probe)}, tmp_path / "probe.pt")
+    torch.load(tmp_path / "probe.pt", weights_only=False)  # the payload works: an unrestricted load runs it
+    assert probe.exists()
+    marker = tmp_path / "planted-ran"
+    ckpt = run_copy / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    torch.save({**state, "rng": _Planted(marker)}, ckpt)  # a real checkpoint with one poisoned entry
+    before = _files(run_copy)
+    for load in (lambda: load_checkpoint(ckpt), lambda: _train(run_copy, resume=True)):
+        with pytest.raises(ValueError) as info:
+            load()
+        assert f"checkpoint {ckpt} was refused" in str(info.value) and "could run code" in str(info.value)
+    (run_copy / "supernet.safetensors").unlink()  # a shared --supernet whose weights file is gone: the checkpoint
+    with pytest.raises(ValueError, match="was refused"):
+        load_supernet(run_copy)
+    code, _, err = _run_cli(CLI_TRAIN + ["--out", str(run_copy), "--resume"])
+    assert code == 2 and "was refused" in err
+    assert not marker.exists()
+    assert _files(run_copy) == {k: v for k, v in before.items() if k != "supernet.safetensors"}
+
+
+def test_checkpoints_of_this_command_hold_data_only(full_run):
+    state = torch.load(full_run["out"] / "checkpoint.pt", weights_only=True)  # the restricted unpickler accepts it
+    assert {"supernet", "trainer", "rng", "config", "running"} <= set(state)

@@ -1,5 +1,5 @@
-"""Tests for nas.train and nas.augment: schedule, losses, optimizer groups, seeded training,
-config validation and batch augmentation, each against a reference written out here."""
+"""Tests for nas.train (trainer, config) and nas.data.augment: schedule, losses, optimizer groups,
+seeded training, config validation and batch augmentation, each against a reference written out here."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from nas.train import (
     train_model,
 )
 from search_spaces.presets import create_model
-
 
 
 def _toy_model() -> nn.Module:
