@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar
 
 from nas.cli.base import Command
 from nas.cli.options import Opt, add_config_options, config_values
 
 __all__ = ["BenchMixer", "BenchPredictors", "BenchRanking", "BenchReliability", "BenchSearch", "BenchStaircase"]
-
-
-def _out_options(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--json", action="store_true", help="print the JSON record")
-    parser.add_argument("--out", default=None, help=f"run directory (default: {default})")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
 def _print_fields(record: dict, keys, fmt: str = ".4f") -> None:
@@ -62,34 +58,97 @@ class BenchMixer(Command):
         return 0
 
 
-class BenchRanking(Command):
-    name = ("bench", "ranking")
-    help = "supernet ranking vs stand-alone training (Kendall tau)"
+class _RunDirBench(Command):
+    """A benchmark with a run directory: its config's options, ``--json``, ``--out`` (default
+    ``results/KIND-FIELD-…-TIME``, from the config fields ``out_fields``), ``--no-progress``; the
+    run, then the JSON record or a short printout."""
+
+    kind: ClassVar[str]  # the run directory's name starts with it
+    out_fields: ClassVar[tuple[str, ...]] = ("space",)
+    record_file: ClassVar[str]  # the benchmark's record in its run directory
+
+    def bench(self) -> tuple[type, Callable[..., dict[str, Any]]]:
+        """The config class and the run function (imported when the command is chosen)."""
+        raise NotImplementedError
+
+    def options(self, parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
+        return add_config_options(parser, config_cls)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from nas.bench.ranking import RankingBenchConfig
+        config_cls, _ = self.bench()
+        parser.set_defaults(bench_fields=self.options(parser, config_cls))
+        parser.add_argument("--json", action="store_true", help="print the JSON record")
+        named = "-".join([self.kind, *(f.upper() for f in self.out_fields), "TIME"])
+        parser.add_argument("--out", default=None, help=f"run directory (default: results/{named})")
+        parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
-        parser.set_defaults(bench_fields=add_config_options(parser, RankingBenchConfig, exclude=("n_random",)))
-        _out_options(parser, "results/bench-ranking-SPACE-TIME")
-        parser.add_argument("--resume", action="store_true", help="continue the stopped benchmark in --out")
+    def run_dir(self, config: Any, args: argparse.Namespace) -> Path:
+        from nas.rundir import default_run_dir
+
+        if args.out:
+            return Path(args.out)
+        return default_run_dir(self.kind, *(getattr(config, f) for f in self.out_fields))
 
     def run(self, args: argparse.Namespace) -> int:
-        from nas.bench.ranking import SUMMARY_FIELDS, RankingBenchConfig, ranking_run_dir, run_ranking_bench
+        config_cls, run_bench = self.bench()
+        config = config_cls(**config_values(config_cls, args, args.bench_fields))
+        out = self.run_dir(config, args)
+        args.out = str(out)  # named now, so that an interrupted run can say where it is
+        record = self.execute(run_bench, config, out, args)
+        if args.json:
+            print(json.dumps(self.shown(record), indent=2))
+        else:
+            self.summary(record, config)
+            print(f"record: {out / self.record_file}")
+        return self.exit_code(record)
+
+    def execute(self, run_bench: Callable[..., dict[str, Any]], config: Any, out: Path,
+                args: argparse.Namespace) -> dict[str, Any]:
+        return run_bench(config, out=out, progress=not args.no_progress)
+
+    def shown(self, record: dict[str, Any]) -> dict[str, Any]:
+        """What ``--json`` prints."""
+        return record
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
+        raise NotImplementedError
+
+    def exit_code(self, record: dict[str, Any]) -> int:
+        return 0
+
+
+class BenchRanking(_RunDirBench):
+    name = ("bench", "ranking")
+    help = "supernet ranking vs stand-alone training (Kendall tau)"
+    kind = "bench-ranking"
+    record_file = "ranking.json"
+
+    def bench(self):
+        from nas.bench.ranking import RankingBenchConfig, run_ranking_bench
+
+        return RankingBenchConfig, run_ranking_bench
+
+    def options(self, parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
+        parser.add_argument("--resume", action="store_true", help="continue the stopped benchmark in --out")
+        return add_config_options(parser, config_cls, exclude=("n_random",))
+
+    def run_dir(self, config: Any, args: argparse.Namespace) -> Path:
+        from nas.bench.ranking import ranking_run_dir
         from profilers import check_device
 
         check_device(args.device, name="--device", available=True)
-        config = RankingBenchConfig(**config_values(RankingBenchConfig, args, args.bench_fields))
-        args.out = str(ranking_run_dir(config, args.out, resume=args.resume))
-        record = run_ranking_bench(config, out=args.out, progress=not args.no_progress, resume=args.resume)
-        if args.json:
-            print(json.dumps(record, indent=2))
-            return 0
+        return ranking_run_dir(config, args.out, resume=args.resume)
+
+    def execute(self, run_bench, config, out, args):
+        return run_bench(config, out=out, progress=not args.no_progress, resume=args.resume)
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
+        from nas.bench.ranking import SUMMARY_FIELDS
+
         for key in SUMMARY_FIELDS:
             value = record[key]
             print(f"{key}: {'n/a (needs two seeds that rank the subnets)' if value is None else f'{value:.4f}'}")
         print(f"standalone_runs_reused: {record['standalone_runs_reused']} (finished by an earlier invocation)")
-        print(f"record: {Path(args.out) / 'ranking.json'}")
-        return 0
 
     def interrupted(self, args: argparse.Namespace) -> str:
         out = getattr(args, "out", None)
@@ -98,28 +157,25 @@ class BenchRanking(Command):
         return ""
 
 
-class BenchPredictors(Command):
+class BenchPredictors(_RunDirBench):
     name = ("bench", "predictors")
     help = "predictor accuracy on held-out architectures"
+    kind = "bench-predictors"
+    out_fields = ("space", "device")
+    record_file = "predictors.json"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from nas.bench.predictors import PredictorBenchConfig
-
-        parser.set_defaults(bench_fields=add_config_options(
-            parser, PredictorBenchConfig, exclude=("targets",), overrides={"batch_sizes": Opt(flag="--batch-size")}))
-        _out_options(parser, "results/bench-predictors-SPACE-DEVICE-TIME")
-
-    def run(self, args: argparse.Namespace) -> int:
+    def bench(self):
         from nas.bench.predictors import PredictorBenchConfig, run_predictor_bench
-        from nas.rundir import default_run_dir
+
+        return PredictorBenchConfig, run_predictor_bench
+
+    def options(self, parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
+        return add_config_options(parser, config_cls, exclude=("targets",),
+                                  overrides={"batch_sizes": Opt(flag="--batch-size")})
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
         from predictors import COST_MODELS
 
-        config = PredictorBenchConfig(**config_values(PredictorBenchConfig, args, args.bench_fields))
-        out = args.out or default_run_dir("bench-predictors", config.space, config.device)
-        record = run_predictor_bench(config, out=out, progress=not args.no_progress)
-        if args.json:
-            print(json.dumps(record, indent=2))
-            return 0
         for b, per in record["batch_sizes"].items():
             for target in config.targets:
                 r = per[target]
@@ -130,30 +186,21 @@ class BenchPredictors(Command):
                           f"within10={m['within_10pct']:.2f}  tau={m['kendall_tau']:.3f}")
             print(f"batch {b}: profiling {per['profiling_minutes_train']:.1f} min (train) + "
                   f"{per['profiling_minutes_test']:.1f} min (test); parity plot {per['parity_plot']}")
-        print(f"record: {Path(out) / 'predictors.json'}")
-        return 0
 
 
-class BenchStaircase(Command):
+class BenchStaircase(_RunDirBench):
     name = ("bench", "staircase")
     help = "latency vs one stage's width beside FLOPs (the GPU tail effect)"
+    kind = "bench-staircase"
+    out_fields = ("space", "device")
+    record_file = "staircase.json"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from nas.bench.staircase import StaircaseBenchConfig
-
-        parser.set_defaults(bench_fields=add_config_options(parser, StaircaseBenchConfig))
-        _out_options(parser, "results/bench-staircase-SPACE-DEVICE-TIME")
-
-    def run(self, args: argparse.Namespace) -> int:
+    def bench(self):
         from nas.bench.staircase import StaircaseBenchConfig, run_staircase_bench
-        from nas.rundir import default_run_dir
 
-        config = StaircaseBenchConfig(**config_values(StaircaseBenchConfig, args, args.bench_fields))
-        out = args.out or default_run_dir("bench-staircase", config.space, config.device)
-        record = run_staircase_bench(config, out=out, progress=not args.no_progress)
-        if args.json:
-            print(json.dumps(record, indent=2))
-            return 0
+        return StaircaseBenchConfig, run_staircase_bench
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
         print(f"{'width':>6s} {'measured ms':>12s} {'predicted ms':>13s} {'MMACs':>9s} {'waves':>6s}")
         for r in record["rows"]:
             waves = "-" if r["kernel_waves"] is None else f"{r['kernel_waves']:.0f}"
@@ -161,57 +208,45 @@ class BenchStaircase(Command):
                   f"{waves:>6s}")
         print(f"spearman(latency, MACs)={record['spearman_latency_vs_macs']:.3f}; "
               f"flat-or-down steps={record['flat_or_down_steps']}; plot {record['plot']}")
-        return 0
 
 
-class BenchSearch(Command):
+class BenchSearch(_RunDirBench):
     name = ("bench", "search")
     help = "default sampler vs random sampling: hypervolume and trials/s"
+    kind = "bench-search"
+    record_file = "search_bench.json"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from nas.bench.search import SearchBenchConfig
-
-        parser.set_defaults(bench_fields=add_config_options(parser, SearchBenchConfig))
-        _out_options(parser, "results/bench-search-SPACE-TIME")
-
-    def run(self, args: argparse.Namespace) -> int:
+    def bench(self):
         from nas.bench.search import SearchBenchConfig, run_search_bench
-        from nas.rundir import default_run_dir
 
-        config = SearchBenchConfig(**config_values(SearchBenchConfig, args, args.bench_fields))
-        out = args.out or default_run_dir("bench-search", config.space)
-        record = run_search_bench(config, out=out, progress=not args.no_progress)
-        if args.json:
-            print(json.dumps(record, indent=2))
-            return 0
+        return SearchBenchConfig, run_search_bench
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
         _print_fields(record, ("hypervolume_default", "hypervolume_random", "hv_ratio", "trials_per_s",
                                "trials_per_s_sqlite", "trials_per_s_cached"))
-        print(f"record: {Path(out) / 'search_bench.json'}")
-        return 0
 
 
-class BenchReliability(Command):
+class BenchReliability(_RunDirBench):
     name = ("bench", "reliability")
     help = "SIGKILL a search at random moments, resume, count lost trials"
+    kind = "bench-reliability"
+    out_fields = ()
+    record_file = "reliability.json"
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from nas.bench.reliability import ReliabilityBenchConfig
-
-        parser.set_defaults(bench_fields=add_config_options(
-            parser, ReliabilityBenchConfig, include=("cycles", "trials", "supernet", "predictors", "seed")))
-        _out_options(parser, "results/bench-reliability-TIME")
-
-    def run(self, args: argparse.Namespace) -> int:
+    def bench(self):
         from nas.bench.reliability import ReliabilityBenchConfig, run_reliability_bench
-        from nas.rundir import default_run_dir
 
-        config = ReliabilityBenchConfig(**config_values(ReliabilityBenchConfig, args, args.bench_fields))
-        out = args.out or default_run_dir("bench-reliability")
-        record = run_reliability_bench(config, out=out, progress=not args.no_progress)
-        if args.json:
-            print(json.dumps({k: v for k, v in record.items() if k != "details"}, indent=2))
-        else:
-            _print_fields(record, ("cycles", "trials_requested", "trials_completed", "trials_lost", "duplicate_trials",
-                                   "trials_failed"), "")
-            print(f"record: {Path(out) / 'reliability.json'}")
+        return ReliabilityBenchConfig, run_reliability_bench
+
+    def options(self, parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
+        return add_config_options(parser, config_cls, include=("cycles", "trials", "supernet", "predictors", "seed"))
+
+    def shown(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k != "details"}
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
+        _print_fields(record, ("cycles", "trials_requested", "trials_completed", "trials_lost", "duplicate_trials",
+                               "trials_failed"), "")
+
+    def exit_code(self, record: dict[str, Any]) -> int:
         return 0 if record["trials_lost"] == 0 and record["duplicate_trials"] == 0 else 1

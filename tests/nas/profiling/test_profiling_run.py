@@ -16,10 +16,8 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +41,7 @@ from profilers.timing import TimingStats
 from search_spaces.arch import ArchConfig, StageArch
 from search_spaces.space import create_space, space_names
 from support import REPO
+from support.processes import sigkill_when
 
 SPACE = "digits-s"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -507,25 +506,9 @@ def _complete_rows(path: Path) -> int:
 @pytest.mark.slow
 def test_sigkill_then_rerun_completes_without_duplicates(tmp_path):
     out = tmp_path / "profiles.csv"
-    log = tmp_path / "killed.log"
     env = _subprocess_env()
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(_profile_cmd(out), stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        try:
-            deadline = time.monotonic() + 240
-            while _complete_rows(out) < 5:
-                if proc.poll() is not None:
-                    pytest.fail(f"nas profile exited ({proc.returncode}) before 5 rows:\n{log.read_text()}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"no 5 rows in {out} within 240 s:\n{log.read_text()}")
-                time.sleep(0.02)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(_profile_cmd(out), lambda: _complete_rows(out) >= 5, log=tmp_path / "killed.log", env=env,
+                 what=f"5 rows in {out}")
     data = out.read_bytes()
     complete = data[: data.rfind(b"\n") + 1].decode().splitlines(keepends=True)
     n_at_kill = len(complete) - 1

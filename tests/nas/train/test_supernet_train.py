@@ -17,7 +17,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from search_spaces import space as space_module
 from search_spaces.elastic import QuadraSupernet
 from search_spaces.space import create_space
 from support import REPO
+from support.processes import sigkill_when
 
 SPACE = "digits-s"
 DATASET = "digits"
@@ -880,40 +880,20 @@ def _cli_cmd(out: Path, *extra: str) -> list[str]:
             "--epochs", "3", "--checkpoint-every", "5", "--out", str(out), "--no-progress", *extra]
 
 
-def _wait_for_step(path: Path, min_step: int, proc: subprocess.Popen, log: Path, timeout_s: float) -> int:
-    """Poll ``path`` until its global_step >= min_step; a half-visible file is retried."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"training exited (code {proc.returncode}) before a checkpoint at step {min_step}:\n"
-                        f"{log.read_text()}")
-        if path.is_file():
-            try:
-                step = torch.load(path, map_location="cpu", weights_only=False)["global_step"]
-            except Exception:  # replaced or being written while we read: try again
-                step = -1
-            if step >= min_step:
-                return step
-        time.sleep(0.02)
-    pytest.fail(f"no checkpoint with global_step >= {min_step} at {path} within {timeout_s} s:\n{log.read_text()}")
+def _checkpoint_step(path: Path) -> int:
+    """The global_step of the checkpoint at ``path`` (-1 while there is none, or it is half visible)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+    except Exception:  # absent, replaced or being written while we read: try again
+        return -1
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     env = _subprocess_env()
     killed, ref = tmp_path / "killed", tmp_path / "ref"
-    log = tmp_path / "killed.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(_cli_cmd(killed), stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        try:
-            _wait_for_step(killed / "checkpoint.pt", 10, proc, log, timeout_s=240)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(_cli_cmd(killed), lambda: _checkpoint_step(killed / "checkpoint.pt") >= 10,
+                 log=tmp_path / "killed.log", env=env, what="a checkpoint at step 10")
     assert not (killed / "train_log.json").exists() and not (killed / "supernet.safetensors").exists()
     at_kill = torch.load(killed / "checkpoint.pt", map_location="cpu", weights_only=False)["global_step"]
     assert 10 <= at_kill < 60
