@@ -19,13 +19,13 @@ import csv
 import io
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from search_spaces.atomic import append_durably, write_atomic
+from search_spaces.atomic import append_durably, file_in_the_way, write_atomic
 
 __all__ = [
     "CONFIG", "PARETO", "PICKS", "SUMMARY", "TRIALS", "append_json_line", "check_new_run_dir", "check_output_file",
@@ -47,16 +47,6 @@ def default_run_dir(kind: str, *parts: object, root: str | Path = "results") -> 
     ``train``, ``bench-ranking``, …), named by the local time it starts."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(root) / "-".join([kind, *(str(p) for p in parts), stamp])
-
-
-def file_in_the_way(path: str | Path) -> Path | None:
-    """``path`` or its nearest existing ancestor if that is not a directory (so no directory can be
-    made at ``path``); ``None`` when ``path`` is a directory or could be created."""
-    path = Path(path)
-    for p in (path, *path.parents):
-        if p.exists() or p.is_symlink():  # a dangling link blocks as a file would
-            return None if p.is_dir() else p
-    return None
 
 
 def check_new_run_dir(out: str | Path, *, hint: str = "choose another --out") -> Path:
@@ -160,9 +150,10 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_atomic(path, text)
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write a JSON record (indented, one trailing newline; non-JSON values as their ``str``) atomically."""
-    return write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+def write_json(path: str | Path, data: Any, *, default: Callable[[Any], Any] | None = None) -> Path:
+    """Write a JSON record (indented, one trailing newline) atomically. A value JSON cannot hold
+    raises ``TypeError`` unless ``default`` turns it into one (``default=str``: its text)."""
+    return write_atomic(path, json.dumps(data, indent=2, default=default) + "\n")
 
 
 def write_table(path: str | Path, frame: pd.DataFrame) -> Path:

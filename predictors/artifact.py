@@ -37,7 +37,7 @@ import sklearn
 from predictors.costmodel import COST_MODELS, CostModel
 from predictors.device import check_fingerprint_arg
 from predictors.table import PROFILE_COLUMNS, TARGETS, read_profiles
-from search_spaces.atomic import write_atomic
+from search_spaces.atomic import file_in_the_way, write_atomic
 
 if TYPE_CHECKING:
     from predictors.predictor import Predictor
@@ -72,15 +72,13 @@ def save(pred: Predictor, directory: str | Path) -> Path:
     then ``predictor.json`` (it records the digest of the arrays just written), each atomically;
     then a leftover ``model.pkl`` of an old artifact is removed."""
     directory = Path(directory)
-    for path in (directory, *directory.parents):
-        if path.exists() or path.is_symlink():  # a dangling link blocks as a file would
-            if path.is_dir():
-                break
-            if path == directory:
-                raise FileExistsError(f"predictor artifact directory {directory} exists and is not a directory; "
-                                      f"give a directory to write {', '.join(ARTIFACT_FILES)} into")
-            raise FileExistsError(f"predictor artifact directory {directory} cannot be created: {path} is a "
-                                  f"file, not a directory")
+    blocker = file_in_the_way(directory)
+    if blocker == directory:
+        raise FileExistsError(f"predictor artifact directory {directory} exists and is not a directory; "
+                              f"give a directory to write {', '.join(ARTIFACT_FILES)} into")
+    if blocker is not None:
+        raise FileExistsError(f"predictor artifact directory {directory} cannot be created: {blocker} is a "
+                              f"file, not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     columns = ([c for c in PROFILE_COLUMNS if c in pred.table.columns]
                + [c for c in _EXTRA_COLUMNS if c in pred.table.columns])

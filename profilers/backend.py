@@ -95,20 +95,24 @@ class ProfilerBackend(abc.ABC):
 
     # --- memory and records -------------------------------------------------------------------
     @abc.abstractmethod
-    def profile_call(self, fn: Callable[[], object], *, live_bytes: int, with_ops: bool,
-                     fingerprint: Any) -> tuple[int, tuple, tuple]:
-        """``(peak_bytes, ops, kernels)`` of calling ``fn``: its peak memory in bytes, counting what
-        was live before it (``live_bytes``: parameters, buffers, inputs — a CPU measurement adds
-        them, a GPU's allocator counts them itself), and with ``with_ops`` the per-op records
-        (:class:`profilers.ops.OpRecord`) and, where the device has them, per-kernel records
+    def peak_bytes(self, fn: Callable[[], object], *, live_bytes: int) -> int:
+        """Peak memory while ``fn`` runs, in bytes, counting what was live before it (``live_bytes``:
+        parameters, buffers, inputs — a CPU measurement adds them, a GPU's allocator counts them
+        itself)."""
+
+    @abc.abstractmethod
+    def memory_and_ops(self, infer: Callable[[], object], train: Callable[[], object], *, infer_live_bytes: int,
+                       train_live_bytes: int, with_ops: bool, fingerprint: Any) -> tuple[int, int, tuple, tuple]:
+        """``(peak_infer_bytes, peak_train_bytes, ops, kernels)`` of one inference call and one
+        training step (``train`` leaves the model as it found it), in the order the device measures
+        them best, and with ``with_ops`` the per-op records (:class:`profilers.ops.OpRecord`) of
+        one inference call and, where the device has them, its per-kernel records
         (:class:`profilers.kernels.KernelRecord`, which need the device's ``fingerprint``)."""
 
-    def peak_bytes(self, fn: Callable[[], object], *, live_bytes: int) -> int:
-        """Peak memory while ``fn`` runs (see :meth:`profile_call`), in bytes."""
-        return self.profile_call(fn, live_bytes=live_bytes, with_ops=False, fingerprint=None)[0]
-
-    def device_peak_bytes(self, fn: Callable[[], object]) -> int | None:
-        """The device allocator's own peak while ``fn`` runs (``None`` where there is none: CPU)."""
+    def device_peak_bytes(self, fn: Callable[[], object], *, warm_up: bool = False) -> int | None:
+        """The device allocator's own peak while ``fn`` runs, after one untimed call of it with
+        ``warm_up`` (state such as an optimizer's allocated first); ``None`` where the device has no
+        such allocator (CPU), and then ``fn`` is not called at all."""
         return None
 
     # --- training on the device -----------------------------------------------------------------

@@ -90,11 +90,8 @@ class CPUBackend(ProfilerBackend):
     def threads_in_use(self) -> int | None:
         return torch.get_num_threads()
 
-    def peak_bytes(self, fn: Callable[[], object], *, live_bytes: int) -> int:
-        return self.profile_call(fn, live_bytes=live_bytes, with_ops=False, fingerprint=None)[0]
-
-    def profile_call(self, fn: Callable[[], object], *, live_bytes: int, with_ops: bool,
-                     fingerprint: DeviceFingerprint | None) -> tuple[int, tuple, tuple]:
+    def _profiled(self, fn: Callable[[], object], *, live_bytes: int, with_ops: bool) -> tuple[int, tuple]:
+        """One call of ``fn`` under ``torch.profiler``: its peak and, with ``with_ops``, its op records."""
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
 
@@ -102,5 +99,16 @@ class CPUBackend(ProfilerBackend):
             with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=with_ops) as prof:
                 fn()
         peak = live_bytes + peak_from_memory_events(cpu_memory_events(prof))
-        return peak, (op_records(prof) if with_ops else ()), ()
+        return peak, (op_records(prof) if with_ops else ())
+
+    def peak_bytes(self, fn: Callable[[], object], *, live_bytes: int) -> int:
+        return self._profiled(fn, live_bytes=live_bytes, with_ops=False)[0]
+
+    def memory_and_ops(self, infer: Callable[[], object], train: Callable[[], object], *, infer_live_bytes: int,
+                       train_live_bytes: int, with_ops: bool,
+                       fingerprint: DeviceFingerprint | None) -> tuple[int, int, tuple, tuple]:
+        # The inference call's peak and op records come from the same profiled call; no kernels on a CPU.
+        peak_infer, ops = self._profiled(infer, live_bytes=infer_live_bytes, with_ops=with_ops)
+        peak_train = self.peak_bytes(train, live_bytes=train_live_bytes)
+        return peak_infer, peak_train, ops, ()
 

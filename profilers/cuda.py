@@ -156,12 +156,20 @@ class CUDABackend(ProfilerBackend):
         torch.cuda.synchronize(self.device)
         return float(start.elapsed_time(end))
 
-    def profile_call(self, fn: Callable[[], object], *, live_bytes: int, with_ops: bool,
-                     fingerprint: DeviceFingerprint | None) -> tuple[int, tuple, tuple]:
+    def peak_bytes(self, fn: Callable[[], object], *, live_bytes: int) -> int:
+        return peak_cuda_memory_bytes(fn, self.device)  # the allocator counts what was live already
+
+    def memory_and_ops(self, infer: Callable[[], object], train: Callable[[], object], *, infer_live_bytes: int,
+                       train_live_bytes: int, with_ops: bool,
+                       fingerprint: DeviceFingerprint | None) -> tuple[int, int, tuple, tuple]:
+        # The allocator's peaks first, then the op and kernel records of one more, profiled, call.
         self.synchronize()
-        peak = peak_cuda_memory_bytes(fn, self.device)  # the allocator counts what was live already
-        if not with_ops:
-            return peak, (), ()
+        peak_infer = self.peak_bytes(infer, live_bytes=infer_live_bytes)
+        peak_train = self.peak_bytes(train, live_bytes=train_live_bytes)
+        ops, kernels = self._op_records(infer, fingerprint) if with_ops else ((), ())
+        return peak_infer, peak_train, ops, kernels
+
+    def _op_records(self, fn: Callable[[], object], fingerprint: DeviceFingerprint | None) -> tuple[tuple, tuple]:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
 
@@ -174,9 +182,11 @@ class CUDABackend(ProfilerBackend):
             prof.export_chrome_trace(str(path))
             trace = json.loads(path.read_text())
         kernels = tuple(kernel_records_from_trace(trace, fingerprint)) if fingerprint is not None else ()
-        return peak, op_records(prof), kernels
+        return op_records(prof), kernels
 
-    def device_peak_bytes(self, fn: Callable[[], object]) -> int | None:
+    def device_peak_bytes(self, fn: Callable[[], object], *, warm_up: bool = False) -> int | None:
+        if warm_up:
+            fn()
         return peak_cuda_memory_bytes(fn, self.device)
 
     def ddp_device_ids(self) -> list[int] | None:

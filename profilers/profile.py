@@ -195,8 +195,8 @@ def profile(
                         + (f"; build one from it: LatencySettings(**{latency!r})" if isinstance(latency, dict) else ""))
     backend = backend_for(device)
     device = backend.device
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but torch sees no CUDA device")
+    if not backend.present():
+        raise ValueError(f"device {device} requested but torch sees no {backend.kind.upper()} device")
     space = as_space(space)
     model, shape, arch, name = _resolve(target, input_shape, space)
     ref_model, ref_arch = None, None
@@ -243,12 +243,17 @@ def profile(
                         ref_model(x)
 
                 stats, ref_stats = measure_latency_paired(infer, infer_ref, device, **timing)
-            peak_infer, ops, kernels = backend.profile_call(infer, live_bytes=resident + x_bytes, with_ops=with_ops,
-                                                            fingerprint=fp)
-            model.train()
-            peak_train = backend.peak_bytes(lambda: _train_step(model, x, y), live_bytes=resident + x_bytes + y_bytes)
-            model.zero_grad(set_to_none=True)
-            model.eval()
+            def train() -> None:  # one training step, the model left in eval mode without gradients
+                model.train()
+                try:
+                    _train_step(model, x, y)
+                finally:
+                    model.zero_grad(set_to_none=True)
+                    model.eval()
+
+            peak_infer, peak_train, ops, kernels = backend.memory_and_ops(
+                infer, train, infer_live_bytes=resident + x_bytes, train_live_bytes=resident + x_bytes + y_bytes,
+                with_ops=with_ops, fingerprint=fp)
             after = backend.read_clocks()
     finally:
         model.train(was_training)

@@ -7,12 +7,13 @@ synced), so a reader or a crash never sees half a file. An export directory is b
 temporary sibling directory (:func:`temp_sibling`), synced (:func:`sync_tree`) and renamed into
 place (:func:`replace_directory`).
 
-One naming scheme: ``.NAME.tmp-PID-THREAD`` beside ``NAME``. A process killed mid-write leaves
-such a file (or directory) behind; :func:`temp_paths` finds them — also those of the schemes
-earlier versions wrote (``.NAME.tmp-PID``, ``.NAME.PID-THREAD.tmp``, ``.NAME.tmp-PID-HEX``) — and
-tells a dead writer's (safe to remove) from one a live process on this host is still writing
-(:func:`writer_alive`). Logs that grow a line at a time (profile tables, per-op records, the
-ranking benchmark's runs) are appended with :func:`append_durably`.
+One naming scheme: ``.NAME.tmp-PID-THREAD`` beside ``NAME`` (a directory adds a random suffix).
+A process killed mid-write leaves such a file (or directory) behind; :func:`temp_paths` finds
+them — also those of the schemes earlier versions wrote (``.NAME.tmp-PID``,
+``.NAME.PID-THREAD.tmp``, ``.NAME.tmp-PID-HEX``) — and tells a dead writer's (safe to remove) from
+one a live process on this host is still writing (:func:`writer_alive`). Logs that grow a line
+at a time (profile tables, per-op records, the ranking benchmark's runs) are appended with
+:func:`append_durably`.
 
 This module sits in the lowest layer, beside the search-space records, so that ``predictors``
 (artifacts) and ``nas`` (run directories) share one writer; it imports the standard library only.
@@ -22,17 +23,28 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["TempPath", "append_durably", "replace_directory", "sync_tree", "temp_name", "temp_paths", "temp_sibling",
-           "write_atomic", "writer_alive"]
+__all__ = ["TempPath", "append_durably", "file_in_the_way", "replace_directory", "sync_tree", "temp_name",
+           "temp_paths", "temp_sibling", "write_atomic", "writer_alive"]
 
 TEMP_TAG = "tmp"  # a write in progress (or killed): .NAME.tmp-PID-THREAD
 ASIDE_TAG = "old"  # a previous directory set aside while its replacement moves in: never removed by a scan
+
+
+def file_in_the_way(path: str | Path) -> Path | None:
+    """``path`` or its nearest existing ancestor if that is not a directory (so no directory can be
+    made at ``path``); ``None`` when ``path`` is a directory or could be created."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():  # a dangling link blocks as a file would
+            return None if p.is_dir() else p
+    return None
 
 
 def temp_name(path: str | Path, tag: str = TEMP_TAG) -> Path:
@@ -103,9 +115,11 @@ def append_durably(path: str | Path, text: str, *, encoding: str = "utf-8") -> P
 
 
 def temp_sibling(path: str | Path, tag: str = TEMP_TAG) -> Path:
-    """A new, empty directory named :func:`temp_name` beside ``path`` (made with ``mkdir``, so the
+    """A new, empty directory ``.NAME.TAG-PID-THREAD-RANDOM`` beside ``path`` (random, because a
+    set-aside directory of a killed process that had this PID is kept; made with ``mkdir``, so the
     umask applies, unlike ``tempfile.mkdtemp``'s 0700)."""
-    sibling = temp_name(path, tag)
+    base = temp_name(path, tag)
+    sibling = base.with_name(f"{base.name}-{secrets.token_hex(4)}")
     sibling.mkdir(parents=False)
     return sibling
 
@@ -204,7 +218,7 @@ def temp_paths(directory: str | Path, names: Iterable[str], *, directories: bool
     alternatives = "|".join(re.escape(name) for name in names)
     if not alternatives or not directory.is_dir():
         return []
-    pattern = re.compile(rf"\.(?:{alternatives})\.(?:{TEMP_TAG}-(\d+)(?:-[0-9a-f]+)?|(\d+)-\d+\.tmp)")
+    pattern = re.compile(rf"\.(?:{alternatives})\.(?:{TEMP_TAG}-(\d+)(?:-[0-9a-f]+)*|(\d+)-\d+\.tmp)")
     found = []
     for path in sorted(directory.iterdir()):
         m = pattern.fullmatch(path.name)

@@ -142,7 +142,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, *, include: I
                 kwargs["required"] = True
             else:
                 kwargs["default"] = _shown(default) if isinstance(default, tuple) else default
-                if default is not None and "default" not in help_text:
+                if default is not None and "(default" not in help_text:  # unless the comment says it
                     help_text += f" (default {_shown(default)})"
         if kwargs.get("action") not in ("store_true", "store_false") and opt.choices is None:
             kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()  # argparse shows choices otherwise

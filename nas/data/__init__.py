@@ -11,11 +11,11 @@ May import: torch, numpy, scikit-learn and the standard library; nothing else of
 from nas.data.augment import AUGMENTATIONS, augment_batch
 
 # The sources register themselves on import; DATASETS is their only list.
-from nas.data.cifar10 import CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_TRAIN_FILES, Cifar10Source  # noqa: E402
-from nas.data.digits import DigitsSource  # noqa: E402
+from nas.data.cifar10 import CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_TRAIN_FILES, Cifar10Source
+from nas.data.digits import DigitsSource
 from nas.data.source import DATASETS, DatasetSource, dataset_names, default_dataset, load_dataset, register_dataset
 from nas.data.splits import DatasetSplits
-from nas.data.synthetic import SyntheticSource  # noqa: E402
+from nas.data.synthetic import SyntheticSource
 
 __all__ = [
     "AUGMENTATIONS", "CIFAR10_CLASSES", "CIFAR10_FILES", "CIFAR10_TRAIN_FILES", "DATASETS", "Cifar10Source",

@@ -12,11 +12,11 @@ safetensors, onnx / onnxruntime (lazily).
 """
 
 from nas.export.card import CARD_FIELDS, card_record, render_model_card
-from nas.export.formats import EXPORT_FORMATS, FORMATS, ExportFormat, parse_formats, register_format
+from nas.export.formats import FORMATS, ExportFormat, export_formats, parse_formats, register_format
 from nas.export.from_run import export_from_run
 from nas.export.load import check_onnx, load_model
-from nas.export.model import FILES, check_out_dir, export_model, load_arch_json
+from nas.export.model import check_out_dir, export_files, export_model, load_arch_json
 
-__all__ = ["CARD_FIELDS", "EXPORT_FORMATS", "FILES", "FORMATS", "ExportFormat", "card_record", "check_onnx",
-           "check_out_dir", "export_from_run", "export_model", "load_arch_json", "load_model", "parse_formats",
+__all__ = ["CARD_FIELDS", "FORMATS", "ExportFormat", "card_record", "check_onnx", "check_out_dir", "export_files",
+           "export_formats", "export_from_run", "export_model", "load_arch_json", "load_model", "parse_formats",
            "register_format", "render_model_card"]

@@ -21,7 +21,7 @@ import torch
 from search_spaces.arch import ArchConfig
 from search_spaces.networks import QuadraNet
 
-__all__ = ["EXPORT_FORMATS", "FORMATS", "ONNX_OPSET", "ExportFormat", "parse_formats", "register_format"]
+__all__ = ["FORMATS", "ONNX_OPSET", "ExportFormat", "export_formats", "parse_formats", "register_format"]
 
 ONNX_OPSET = 17
 
@@ -93,7 +93,10 @@ register_format(ExportFormat(
     loading=("import onnxruntime", "", 'session = onnxruntime.InferenceSession("model.onnx")',
              'logits = session.run(["logits"], {"images": x.numpy()})[0]  # any batch size')))
 
-EXPORT_FORMATS = tuple(FORMATS)
+def export_formats() -> tuple[str, ...]:
+    """The names of the registered formats, in registration order (read when asked: a format
+    registered later is included)."""
+    return tuple(FORMATS)
 
 
 def parse_formats(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -107,13 +110,13 @@ def parse_formats(value: str | Sequence[str] | None) -> tuple[str, ...]:
     names: list[str] = []
     for item in items:
         if not isinstance(item, str):
-            raise ValueError(f"export formats must be strings, got {item!r}; valid: {', '.join(tuple(FORMATS))}")
+            raise ValueError(f"export formats must be strings, got {item!r}; valid: {', '.join(FORMATS)}")
         for name in item.split(","):
             name = name.strip().lower()
-            if name and name not in tuple(FORMATS):
-                raise ValueError(f"unknown export format {name!r}; valid: {', '.join(tuple(FORMATS))}")
+            if name and name not in FORMATS:
+                raise ValueError(f"unknown export format {name!r}; valid: {', '.join(FORMATS)}")
             if name and name not in names:
                 names.append(name)
     if not names:
-        raise ValueError(f"no export format given; valid: {', '.join(tuple(FORMATS))}")
+        raise ValueError(f"no export format given; valid: {', '.join(FORMATS)}")
     return tuple(names)

@@ -36,7 +36,7 @@ def _arch_by_id(run: Path, arch_id: str) -> tuple[ArchConfig, dict[str, Any]]:
     trials = read_record_table(path, text_columns=("arch_id",))
     rows = trials[trials["arch_id"] == arch_id]
     if len(rows) == 0:  # a pick need not be a trial: the space's smallest
-        for pick in _picks(run):
+        for pick in _picks(run, strict=False):
             if pick.get("arch_id") == arch_id and isinstance(pick.get("arch"), dict):
                 row = {"val_acc": (pick.get("predicted") or {}).get("val_acc"),
                        "pred_latency_ms": (pick.get("predicted") or {}).get("latency_ms"),
@@ -50,11 +50,15 @@ def _arch_by_id(run: Path, arch_id: str) -> tuple[ArchConfig, dict[str, Any]]:
     return load_arch_json(row["arch_json"], source=f"{path} (arch_id {arch_id})"), row.to_dict()
 
 
-def _picks(run: Path) -> list[dict[str, Any]]:
-    """The picks a run's ``picks.json`` records (none when it is absent or unreadable)."""
+def _picks(run: Path, *, strict: bool) -> list[dict[str, Any]]:
+    """The picks a run's ``picks.json`` records (none when it is absent). An unreadable one is
+    skipped where ``strict`` is false (looking an architecture up) and raises, naming it, where
+    true (the model card's measured figures would be missing without a word)."""
     try:
         picks = read_record_json(run / PICKS, required=False)
     except ValueError:
+        if strict:
+            raise
         return []
     picks = picks.get("picks") if isinstance(picks, dict) else None
     return [p for p in picks if isinstance(p, dict)] if isinstance(picks, list) else []
@@ -124,7 +128,7 @@ def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: s
     if row:
         card.update({"val_acc": row.get("val_acc"), "predicted_latency_ms": row.get("pred_latency_ms"),
                      "predicted_peak_mem_mb": row.get("pred_peak_mem_mb")})
-    for p in _picks(run):
+    for p in _picks(run, strict=True):
         if p.get("arch_id") == arch.arch_id and p.get("measured"):
             card.update({"latency_ms": p["measured"]["latency_ms"], "peak_mem_mb": p["measured"]["peak_mem_mb"],
                          "budget": p["budget"]["label"]})

@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from nas.export.model import FILES
+from nas.export.formats import FORMATS
+from nas.export.model import ARCH_FILE
 from search_spaces.arch import ArchConfig
 from search_spaces.networks import QuadraNet
 from search_spaces.space import create_space, load_arch
@@ -92,7 +93,7 @@ def load_model(directory: str | Path) -> QuadraNet:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"no export directory at {directory}")
-    arch = load_arch(directory / FILES["arch"])
+    arch = load_arch(directory / ARCH_FILE)
     net = QuadraNet(create_space(arch.space).to_net_config(arch))
-    _load_weights(net, directory / FILES["safetensors"], arch)
+    _load_weights(net, directory / FORMATS["safetensors"].file, arch)
     return net.eval()

@@ -37,17 +37,25 @@ from typing import Any
 import torch
 
 from nas.export.card import card_record, check_card, render_model_card
-from nas.export.formats import EXPORT_FORMATS, FORMATS, parse_formats
+from nas.export.formats import FORMATS, parse_formats
 from search_spaces.arch import ArchConfig
 from search_spaces.atomic import replace_directory, temp_paths, temp_sibling
 from search_spaces.networks import NetConfig, QuadraNet
 from search_spaces.space import SearchSpace, create_space, parse_arch
 
-__all__ = ["EXAMPLE_BATCH", "FILES", "check_out_dir", "export_model", "load_arch_json"]
+__all__ = ["ARCH_FILE", "CARD_FILE", "EXAMPLE_BATCH", "MODEL_CARD_FILE", "check_out_dir", "export_files",
+           "export_model", "load_arch_json"]
 
-# Name in the returned mapping and in card.json -> file name in the export directory.
-FILES = {"arch": "arch.json", **{f.name: f.file for f in FORMATS.values()}, "model_card": "MODEL_CARD.md",
-         "card": "card.json"}
+ARCH_FILE = "arch.json"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+CARD_FILE = "card.json"
+
+
+def export_files() -> dict[str, str]:
+    """Name in the returned mapping and in ``card.json`` -> file name in the export directory: the
+    architecture, every registered format's file (:data:`~nas.export.formats.FORMATS`), the cards."""
+    return {"arch": ARCH_FILE, **{f.name: f.file for f in FORMATS.values()}, "model_card": MODEL_CARD_FILE,
+            "card": CARD_FILE}
 EXAMPLE_BATCH = 2  # batch size of the example input the traced formats are made from
 
 
@@ -100,14 +108,14 @@ def _export_files(out: Path) -> set[str]:
     empty when ``out`` holds no export (no ``card.json`` written by :func:`export_model`, or one
     that does not list ``arch.json`` and itself)."""
     try:
-        record = json.loads((out / FILES["card"]).read_text(encoding="utf-8"))
+        record = json.loads((out / CARD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON
         return set()
     files = record.get("files") if isinstance(record, dict) else None
     if not isinstance(files, dict):
         return set()
-    names = {name for name in files.values() if name in FILES.values()}
-    return names if {FILES["arch"], FILES["card"]} <= names else set()
+    names = {name for name in files.values() if name in export_files().values()}
+    return names if {ARCH_FILE, CARD_FILE} <= names else set()
 
 
 def _listing(names: Sequence[str], limit: int = 5) -> str:
@@ -154,17 +162,18 @@ def _remove_stale_partials(out: Path) -> None:
 
 
 def export_model(model: QuadraNet, arch: ArchConfig, out_dir: str | Path, *,
-                 formats: str | Sequence[str] = EXPORT_FORMATS, card: dict[str, Any] | None = None,
+                 formats: str | Sequence[str] | None = None, card: dict[str, Any] | None = None,
                  overwrite: bool = False) -> dict[str, Path]:
     """Write ``model`` (a :class:`QuadraNet` of ``arch``) as an export directory ``out_dir``.
 
-    ``formats`` picks among :data:`EXPORT_FORMATS`; ``model.safetensors`` is written whatever
+    ``formats`` picks among the registered formats (``None``: all of them,
+    :data:`~nas.export.formats.FORMATS`); ``model.safetensors`` is written whatever
     it says, because :func:`load_model` rebuilds the model from it. ``card`` holds results to
     show on the model card (``test_acc``, ``val_acc``, ``latency_ms``, ``predicted_latency_ms``,
     ``peak_mem_mb``, ``device``, ``batch_size``, ``budget``, or any other JSON value). A file
     or non-empty directory at ``out_dir`` is refused; with ``overwrite`` a previous export there
     is replaced, but never a directory holding anything else (see :func:`check_out_dir`). Returns
-    ``{name: path}`` of the files written (names: keys of :data:`FILES`).
+    ``{name: path}`` of the files written (names: keys of :func:`export_files`).
     """
     formats = parse_formats(formats)
     space, config = _net_config(model, arch)
@@ -173,7 +182,8 @@ def export_model(model: QuadraNet, arch: ArchConfig, out_dir: str | Path, *,
     check_out_dir(out, overwrite=overwrite)
     written = ("safetensors",) + tuple(f for f in formats if f != "safetensors")
     names = ["arch", *written, "model_card", "card"]
-    files = {name: FILES[name] for name in names}
+    every_file = export_files()
+    files = {name: every_file[name] for name in names}
 
     net = _export_copy(model, config)
     example = torch.randn(EXAMPLE_BATCH, *space.input_shape, generator=torch.Generator().manual_seed(0))
@@ -181,12 +191,12 @@ def export_model(model: QuadraNet, arch: ArchConfig, out_dir: str | Path, *,
     _remove_stale_partials(out)
     tmp = temp_sibling(out)
     try:
-        (tmp / FILES["arch"]).write_text(arch.to_json(indent=2) + "\n", encoding="utf-8")
+        (tmp / ARCH_FILE).write_text(arch.to_json(indent=2) + "\n", encoding="utf-8")
         for name in written:
-            FORMATS[name].write(net, tmp / FILES[name], arch, example)
+            FORMATS[name].write(net, tmp / files[name], arch, example)
         record = card_record(arch, space, net, card, written, files)
-        (tmp / FILES["card"]).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        (tmp / FILES["model_card"]).write_text(render_model_card(record), encoding="utf-8")
+        (tmp / CARD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        (tmp / MODEL_CARD_FILE).write_text(render_model_card(record), encoding="utf-8")
         check_out_dir(out, overwrite=overwrite)  # again: something may have appeared while we worked
         replace_directory(tmp, out)  # synced, then renamed into place
     finally:

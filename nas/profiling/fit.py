@@ -9,7 +9,7 @@ under ``OUT/<target>/``, keeping predictors already there unless ``overwrite``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -63,9 +63,11 @@ def select_rows(table: pd.DataFrame, *, source: str | Path, fingerprint_id: str 
 
 def fit_predictors(profiles: str | Path, out: str | Path, *, targets: Sequence[str] = DEFAULT_TARGETS,
                    model: str = "auto", batch_sizes: Sequence[int] | None = None, fingerprint_id: str | None = None,
-                   space: str | None = None, overwrite: bool = False, seed: int = 0) -> dict[str, Predictor]:
+                   space: str | None = None, overwrite: bool = False, seed: int = 0,
+                   on_fitted: Callable[[str, Predictor, Path], None] | None = None) -> dict[str, Predictor]:
     """Fit one predictor per target on the selected rows of the profile table ``profiles`` and save
-    it to ``OUT/<target>/``; returns them by target. Everything is checked before anything is
+    it to ``OUT/<target>/``; returns them by target, and tells ``on_fitted(target, predictor,
+    directory)`` of each as soon as it is saved. Everything is checked before anything is
     written: a file in the way of ``out``, an ambiguous table, predictors already in ``out``
     (kept unless ``overwrite``), a negative seed."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # as the other commands check their seed
@@ -90,4 +92,6 @@ def fit_predictors(profiles: str | Path, out: str | Path, *, targets: Sequence[s
         pred = Predictor(target=target, model=model, seed=seed).fit(table)
         pred.save(out / target)
         fitted[target] = pred
+        if on_fitted is not None:  # as each is saved: a later target's failure does not hide it
+            on_fitted(target, pred, out / target)
     return fitted

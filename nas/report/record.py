@@ -42,7 +42,6 @@ from nas.rundir import (
 __all__ = ["HV_REFERENCE", "STATUSES", "RunRecord", "complete_trials", "hypervolume_series", "read_run", "run_record"]
 
 HV_REFERENCE = 1.1  # reference point, every coordinate, on the [0, 1]-normalised objectives
-_VALUES = tuple(o.value for o in OBJECTIVES.values())
 _TRIAL_COLUMNS = ("number", "state", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "feasible", "arch_id")
 _PARETO_COLUMNS = ("number", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "arch_id")
 _TEXT_COLUMNS = ("state", "arch_id", "depths", "widths", "arch_json")
@@ -110,12 +109,13 @@ def read_run(run_dir: str | Path) -> RunRecord:
     if "objectives" not in config and any((run_dir / f).exists() for f in ("supernet.safetensors", "checkpoint.pt")):
         raise ValueError(f"{run_dir} is a supernet run directory (`nas train-supernet`), not a `{SEARCH_WRITER}` run")
     objectives = config.get("objectives")
+    values = [o.value for o in OBJECTIVES.values()]  # read now: an objective registered later counts
     if not isinstance(objectives, list) or not objectives:
-        raise corrupt_record(config_path, f"'objectives' must be a non-empty list drawn from {', '.join(_VALUES)}")
-    unknown = [o for o in objectives if o not in _VALUES]
+        raise corrupt_record(config_path, f"'objectives' must be a non-empty list drawn from {', '.join(values)}")
+    unknown = [o for o in objectives if o not in values]
     if unknown:
         raise corrupt_record(config_path, f"unknown objective(s) {', '.join(map(str, unknown))}; "
-                                    f"valid: {', '.join(_VALUES)}")
+                                    f"valid: {', '.join(values)}")
     budgets = config.get("budgets") or []
     if not isinstance(budgets, list) or not all(isinstance(b, dict) for b in budgets):
         raise corrupt_record(config_path, "'budgets' must be a list of objects")
@@ -165,9 +165,10 @@ def hypervolume_series(trials: pd.DataFrame, objectives: list[str]) -> np.ndarra
     coordinate. Infeasible trials (``feasible`` False) add nothing. Non-decreasing; one value per
     COMPLETE trial with finite metrics.
     """
-    unknown = [o for o in objectives if o not in _VALUES]
+    values = [o.value for o in OBJECTIVES.values()]
+    unknown = [o for o in objectives if o not in values]
     if not objectives or unknown:
-        raise ValueError(f"objectives must be a non-empty list drawn from {', '.join(_VALUES)}, "
+        raise ValueError(f"objectives must be a non-empty list drawn from {', '.join(values)}, "
                          f"got {list(objectives)!r}")
     done = complete_trials(trials, columns(objectives))
     if done.empty:

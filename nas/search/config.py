@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.data import dataset_names, default_dataset
-from nas.export import EXPORT_FORMATS, parse_formats
-from nas.objectives import OBJECTIVES, parse_objectives
+from nas.export import parse_formats
+from nas.objectives import parse_objectives
 from nas.search.budgets import Budget, budgets_from_lists
 from nas.search.samplers import SAMPLERS, check_population
 from nas.search.storage import check_storage_url
@@ -36,7 +36,7 @@ class SearchConfig:
     latency_budgets_ms: tuple[float, ...] = ()  # latency limit in ms (one result per budget pair)
     memory_budgets_mb: tuple[float, ...] = ()  # peak inference memory limit in MB
     # (paired in order with latency budgets)
-    objectives: tuple[str, ...] = tuple(OBJECTIVES)  # comma-separated objectives (user or value names: val_acc, …)
+    objectives: tuple[str, ...] | None = None  # comma-separated objectives, user or value names (default: all)
     trials: int | None = None  # completed trials in the study (default 300; quick 60)
     sampler: str = "nsga2"  # the study's sampler (see nas.search.samplers.SAMPLERS)
     population_size: int | None = None  # NSGA-II population (default 16; quick 12)
@@ -58,7 +58,7 @@ class SearchConfig:
     profile_n: int | None = None  # architectures to profile (default 80; quick 16)
     profile_passes: int | None = None  # passes per architecture (default 3; quick 1)
     threads: int | None = None  # CPU threads for measuring (default: torch's setting)
-    formats: tuple[str, ...] = EXPORT_FORMATS  # export formats of the picks (comma-separated)
+    formats: tuple[str, ...] | None = None  # export formats of the picks, comma-separated (default: all)
     measure_candidates: int = 3  # per budget, measure up to this many candidates until one meets the budget
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nas.profiling import ProfileRunConfig, collect_profiles
+from nas.profiling import DEFAULT_TARGETS, ProfileRunConfig, collect_profiles
 from nas.rundir import read_run_config
 from nas.search.budgets import Budget, auto_budgets
 from nas.search.config import SearchConfig
@@ -62,7 +62,7 @@ def data_seed(cfg: SearchConfig) -> int:
 
 def load_predictors(directory: Path, cfg: SearchConfig, fingerprint: dict[str, Any]) -> dict[str, Predictor]:
     preds = {}
-    for target in ("latency", "memory"):
+    for target in DEFAULT_TARGETS:
         d = directory / target
         if not (d / "predictor.json").is_file():
             raise FileNotFoundError(f"{directory} holds no {target} predictor ({directory / target}/predictor.json); "
@@ -83,7 +83,7 @@ def obtain_predictors(cfg: SearchConfig, out: Path, fingerprint: dict[str, Any],
     if cfg.predictors is not None:
         return load_predictors(Path(cfg.predictors), cfg, fingerprint)
     pred_dir = out / "predictors"
-    if all((pred_dir / t / "predictor.json").is_file() for t in ("latency", "memory")):
+    if all((pred_dir / t / "predictor.json").is_file() for t in DEFAULT_TARGETS):
         return load_predictors(pred_dir, cfg, fingerprint)
     run = ProfileRunConfig(space=cfg.space, n=cfg.profile_n, device=cfg.device, batch_size=cfg.batch_size,
                            seed=cfg.seed, threads=cfg.threads, passes=cfg.profile_passes,
@@ -93,7 +93,7 @@ def obtain_predictors(cfg: SearchConfig, out: Path, fingerprint: dict[str, Any],
     rows = rows_for(read_profiles(out / "profiles.csv"), fingerprint_id=table["fingerprint_id"].iloc[0],
                     batch_sizes=[cfg.batch_size], space=cfg.space)  # every pass, as the predictors fit them
     preds = {}
-    for target in ("latency", "memory"):
+    for target in DEFAULT_TARGETS:
         preds[target] = Predictor(target=target, seed=cfg.seed, folds=folds).fit(rows)
         preds[target].save(pred_dir / target)
     return preds

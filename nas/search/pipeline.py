@@ -91,10 +91,12 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     t_start = time.perf_counter()
     session, supernet, preds, splits = _start(config, progress)
     t = time.perf_counter()
-    supernet = supernet or obtain_supernet(session.cfg, session.out, progress)
+    if supernet is None:
+        supernet = obtain_supernet(session.cfg, session.out, progress)
     session.timed("supernet_s", time.perf_counter() - t)
     t = time.perf_counter()
-    preds = preds or obtain_predictors(session.cfg, session.out, session.fingerprint.to_dict(), progress)
+    if preds is None:
+        preds = obtain_predictors(session.cfg, session.out, session.fingerprint.to_dict(), progress)
     session.timed("predictors_s", time.perf_counter() - t)
     budgets = search_budgets(session.cfg, preds)
 
@@ -113,9 +115,9 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     t = time.perf_counter()
     _export_picks(session, supernet, splits, picks)
     session.timed("export_s", time.perf_counter() - t)
-    write_json(session.out / PICKS, {"picks": picks, "smallest": smallest})
+    write_json(session.out / PICKS, {"picks": picks, "smallest": smallest}, default=str)
     summary = _summary(session, trials, ran, scorer, pareto, picks, minutes=(time.perf_counter() - t_start) / 60.0)
-    write_json(session.out / SUMMARY, summary)
+    write_json(session.out / SUMMARY, summary, default=str)
     report = write_report(session.out)
     return SearchResult(run_dir=session.out, budgets=budgets, picks=picks, summary=summary, report=report)
 
@@ -146,7 +148,7 @@ def _start(config: SearchConfig, progress: bool):
               "data_seed": split_seed, "sessions": sessions(recorded) + 1}
     if not cfg.resume:  # a resumed run's record is rewritten only once its study accepted the resume
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / CONFIG, record)
+        write_json(out / CONFIG, record, default=str)
     session = _Session(cfg=cfg, out=out, recorded=recorded, fingerprint=fp, storage=storage, split_seed=split_seed,
                        record=record)
     session.timed("supernet_s", supernet_s)
@@ -166,7 +168,8 @@ def _study(session: _Session, supernet, preds: dict[str, Predictor], splits: Dat
                            resume=cfg.resume, join=cfg.join, create_on_resume=cfg.storage is None)
         write_json(out / CONFIG, {**session.record, "storage": storage,
                                   "storage_in_run_dir": own_study_file(storage, out),
-                                  "budgets": [b.to_dict() for b in budgets], "objectives": list(cfg.objectives)})
+                                  "budgets": [b.to_dict() for b in budgets], "objectives": list(cfg.objectives)},
+                   default=str)
         helpers = start_workers(cfg, out, storage, budgets, session.split_seed)
         ran = run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets,
                          objectives=cfg.objectives, n_trials=cfg.trials, batch=min(cfg.population_size, 16),

@@ -4,10 +4,12 @@ Objectives come from :data:`nas.objectives.OBJECTIVES` (``val_acc`` maximised, `
 and ``peak_mem_mb`` minimised); the study records their metric names (the ``trials.csv``
 columns, :meth:`optuna.Study.set_metric_names`) so that tools reading the storage —
 optuna-dashboard — name them. The hardware budgets enter as one constraint per trial
-(``Trial.set_constraint``, Optuna 5; :func:`nas.search.budgets.constraint_value`), which NSGA-II
-and TPE use to prefer feasible trials (random sampling ignores it); the same value is also kept
-in the list-valued ``constraints`` system attribute that Optuna before 5.0 wrote and
-optuna-dashboard reads, so the dashboard shows each trial's feasibility.
+(:func:`nas.search.budgets.constraint_value`), which NSGA-II and TPE use to prefer feasible
+trials (random sampling ignores it). It is written as the list-valued ``constraints`` system
+attribute — the format of Optuna before 5.0, which Optuna 5 still reads (as the constraint
+``"0"``) and the only one optuna-dashboard reads — rather than with ``Trial.set_constraint``
+(``constraints:budgets``): Optuna 5 merges both formats, so writing both would count the
+constraint twice, and the dashboard would show no feasibility with the named one alone.
 
 The study stores what problem it solves (objectives, space, batch size, budgets) in its user
 attributes; resuming it with a different problem is refused (:func:`open_study`). Trials are
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -38,15 +41,16 @@ from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int
 from search_spaces.space import SearchSpace
 
-__all__ = ["SCORE_ATTR", "SURPLUS_ATTR", "UNNAMED_GRACE_S", "WORKER_ATTR", "fail_stale_trials", "open_study",
-           "problem_record", "run_trials"]
+__all__ = ["CONSTRAINT_KEYS", "SCORE_ATTR", "SURPLUS_ATTR", "UNNAMED_GRACE_S", "WORKER_ATTR", "budget_constraint",
+           "fail_stale_trials", "open_study", "problem_record", "run_trials"]
 
 _META_KEY = "quadranas_problem"
 SCORE_ATTR = "quadranas"  # the trial's architecture and scores
 WORKER_ATTR = "worker"  # HOST:PID:START of the process that asked the trial
 SURPLUS_ATTR = "surplus"  # asked by a worker after others had already taken the last trials
 UNNAMED_GRACE_S = 5.0  # a RUNNING trial without a worker name older than this was asked by a killed process
-LEGACY_CONSTRAINTS_ATTR = "constraints"  # the list-valued system attribute optuna-dashboard reads
+CONSTRAINTS_ATTR = "constraints"  # the list-valued system attribute Optuna's samplers and optuna-dashboard read
+CONSTRAINT_KEYS = ("0", "budgets")  # how Optuna names it when read back (``budgets``: studies of earlier versions)
 
 
 def problem_record(*, space: str, objectives: Sequence[str], batch_size: int, budgets: Sequence[Budget],
@@ -218,11 +222,17 @@ def _still_running(update: Callable[..., Any], *args: Any) -> bool:
 
 
 def _set_constraint(trial: optuna.Trial, value: float) -> None:
-    """The trial's budget constraint: named (``Trial.set_constraint``, what Optuna 5 and its samplers
-    read) and as the list-valued system attribute of Optuna before 5.0 (what optuna-dashboard reads
-    to show feasibility)."""
-    trial.set_constraint("budgets", value)
-    trial.storage.set_trial_system_attr(trial._trial_id, LEGACY_CONSTRAINTS_ATTR, [float(value)])
+    """The trial's budget constraint, as the list-valued system attribute that Optuna's samplers and
+    optuna-dashboard both read (see the module docstring); one storage write."""
+    if math.isnan(value):  # as Trial.set_constraint refuses it: no sampler can order a NaN
+        raise ValueError(f"a budget constraint must be a number, got {value!r}")
+    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, [float(value)])
+
+
+def budget_constraint(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The budget constraint a trial recorded (``None`` before it was scored)."""
+    constraints = trial.constraints
+    return next((float(constraints[k]) for k in CONSTRAINT_KEYS if k in constraints), None)
 
 
 def _drop_surplus(study: optuna.Study, trials: list[optuna.Trial], n_trials: int) -> list[optuna.Trial]:

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from nas.objectives import columns, directions
 from nas.pareto import pareto_mask
 from nas.rundir import PARETO, TRIALS, write_table
-from nas.search.study import SCORE_ATTR, SURPLUS_ATTR, WORKER_ATTR
+from nas.search.study import SCORE_ATTR, SURPLUS_ATTR, WORKER_ATTR, budget_constraint
 from search_spaces.arch import ArchConfig
 
 __all__ = ["pareto_frame", "trial_columns", "trials_frame", "write_tables"]
@@ -25,7 +25,7 @@ def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
         ua = t.user_attrs.get(SCORE_ATTR, {})
         arch = ArchConfig.from_json(ua["arch_json"]) if "arch_json" in ua else None
         feas = ua.get("feasible_budgets") or [None] * n_budgets
-        constraint = t.constraints.get("budgets") if t.state == TrialState.COMPLETE else None
+        constraint = budget_constraint(t) if t.state == TrialState.COMPLETE else None
         row = {"number": t.number, "state": t.state.name,
                "val_acc": ua.get("val_acc"), "pred_latency_ms": ua.get("pred_latency_ms"),
                "pred_peak_mem_mb": ua.get("pred_peak_mem_mb"), "constraint": constraint,

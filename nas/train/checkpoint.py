@@ -61,8 +61,8 @@ def load_checkpoint(path: str | Path, *, required: tuple[str, ...] = ()) -> dict
                    str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
         raise ValueError(f"checkpoint {path} was refused: it holds objects other than tensors and plain data "
                          f"({why[:200]}), and loading them could run code; a checkpoint written by `nas "
-                         f"train-supernet` holds none. Delete it and train again (--resume starts over a run "
-                         f"without a checkpoint), or restore it from a copy you trust") from None
+                         f"train-supernet` holds none. Restore it from a copy you trust, or train again into a "
+                         f"new run directory (another --out)") from None
     except Exception as err:  # torch raises many types for a damaged file
         raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupted?): {err}") from None
     if not isinstance(state, dict):

@@ -65,9 +65,13 @@ def test_default_run_dir_name(tmp_path):
 
 
 def test_write_json_writes_one_indented_record_with_a_trailing_newline(tmp_path):
-    path = write_json(tmp_path / "sub" / "summary.json", {"a": 1, "p": Path("x")})
-    assert path.read_text() == json.dumps({"a": 1, "p": "x"}, indent=2) + "\n"
+    path = write_json(tmp_path / "sub" / "summary.json", {"a": 1, "b": [2.5, None]})
+    assert path.read_text() == json.dumps({"a": 1, "b": [2.5, None]}, indent=2) + "\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["summary.json"]  # no temporary file left
+    with pytest.raises(TypeError, match="PosixPath"):  # a value JSON cannot hold is refused, nothing written
+        write_json(tmp_path / "other.json", {"p": Path("x")})
+    assert not (tmp_path / "other.json").exists()
+    assert json.loads(write_json(tmp_path / "other.json", {"p": Path("x")}, default=str).read_text()) == {"p": "x"}
 
 
 def test_tables_round_trip_through_the_record_readers(tmp_path):

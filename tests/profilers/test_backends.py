@@ -103,16 +103,32 @@ def test_cpu_peak_bytes_counts_what_was_live_and_the_largest_allocation():
         x = torch.ones(n // 4)
         del x
 
-    peak = backend.peak_bytes(work, live_bytes=123)
-    assert peak == 123 + n
-    peak_ops, ops, kernels = backend.profile_call(work, live_bytes=0, with_ops=True, fingerprint=None)
-    assert peak_ops == n and kernels == ()
+    assert backend.peak_bytes(work, live_bytes=123) == 123 + n
+    calls = []
+
+    def infer():
+        calls.append("infer")
+        work()
+
+    def train():
+        calls.append("train")
+        y = torch.ones(n // 2)  # twice as much
+        del y
+
+    peak_infer, peak_train, ops, kernels = backend.memory_and_ops(infer, train, infer_live_bytes=0,
+                                                                  train_live_bytes=7, with_ops=True, fingerprint=None)
+    assert (peak_infer, peak_train, kernels) == (n, 7 + 2 * n, ())
+    assert calls == ["infer", "train"]  # on a CPU the inference's op records come from its memory run
     assert any(op.name == "aten::ones" for op in ops)
+    assert backend.memory_and_ops(infer, train, infer_live_bytes=0, train_live_bytes=0, with_ops=False,
+                                  fingerprint=None)[2] == ()
 
 
 def test_cpu_has_no_device_allocator_peak_and_no_kernel_records():
     backend = backend_for("cpu")
-    assert backend.device_peak_bytes(lambda: None) is None and not backend.records_kernels
+    called = []
+    assert backend.device_peak_bytes(lambda: called.append(1), warm_up=True) is None and called == []
+    assert not backend.records_kernels
     assert backend.ddp_device_ids() is None and backend.dist_backend == "gloo"
 
 
@@ -143,5 +159,10 @@ def test_cuda_backend_measures_on_the_gpu():
     assert peak >= 4 * (1 << 20)
     fp = backend.fingerprint()
     assert fp.kind == "cuda" and fp.sm_count > 0
-    _, ops, kernels = backend.profile_call(lambda: x.mul(2), live_bytes=0, with_ops=True, fingerprint=fp)
+    calls = []
+    _, _, ops, kernels = backend.memory_and_ops(lambda: calls.append("infer") or x.mul(2),
+                                                lambda: calls.append("train") or x.add(1), infer_live_bytes=0,
+                                                train_live_bytes=0, with_ops=True, fingerprint=fp)
     assert ops and kernels
+    assert calls == ["infer", "train", "infer"]  # the allocator's peaks first, then one profiled inference
+    assert backend.device_peak_bytes(lambda: calls.append("step"), warm_up=True) >= 0 and calls[-2:] == ["step"] * 2

@@ -72,16 +72,17 @@ class PredictorsFit(Command):
     def run(self, args: argparse.Namespace) -> int:
         from nas.profiling import DEFAULT_TARGETS, fit_predictors
 
-        fitted = fit_predictors(args.profiles, args.out, targets=args.target or DEFAULT_TARGETS, model=args.model,
-                                batch_sizes=args.batch_size, fingerprint_id=args.fingerprint_id, space=args.space,
-                                overwrite=args.overwrite, seed=args.seed)
-        for target, pred in fitted.items():
+        def fitted(target: str, pred, directory: Path) -> None:
             cv = "  ".join(f"{k}={v:.2f}" for k, v in sorted(pred.cv_scores.items(), key=lambda kv: kv[1]))
             print(f"{target}: model {pred.model_name} on {len(pred.table)} architectures, batch sizes "
                   f"{pred.batch_sizes}{', reference-normalised' if pred.normalization == 'reference' else ''} -> "
-                  f"{Path(args.out) / target}")
+                  f"{directory}")
             if cv:
                 print(f"  cross-validated RMSPE (%): {cv}")
+
+        fit_predictors(args.profiles, args.out, targets=args.target or DEFAULT_TARGETS, model=args.model,
+                       batch_sizes=args.batch_size, fingerprint_id=args.fingerprint_id, space=args.space,
+                       overwrite=args.overwrite, seed=args.seed, on_fitted=fitted)
         return 0
 
 

@@ -24,11 +24,11 @@ class Search(Command):
         fields = add_config_options(parser, SearchConfig, overrides={
             "latency_budgets_ms": Opt(flag="--latency-budget-ms"),
             "memory_budgets_mb": Opt(flag="--memory-budget-mb"),
-            "objectives": Opt(help=f"comma-separated subset of {','.join(OBJECTIVES)}"),
+            "objectives": Opt(help=f"comma-separated subset of {','.join(OBJECTIVES)} (default: all)"),
             "sampler": Opt(help="the study's sampler: " + "; ".join(f"{s.name} = {s.description}"
                                                                     for s in SAMPLERS.values())),
-            "formats": Opt(flag="--format", help=f"export formats of the picks, comma-separated "
-                                                 f"({', '.join(FORMATS)})"),
+            "formats": Opt(flag="--format", help=f"export formats of the picks, comma-separated: "
+                                                 f"{', '.join(FORMATS)} (default: all)"),
         })
         parser.set_defaults(search_fields=fields)
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -74,13 +74,13 @@ class Export(Command):
     help = "export an architecture of a search run (safetensors, TorchScript, ONNX)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from nas.export import EXPORT_FORMATS
+        from nas.export import export_formats
 
         parser.add_argument("--run", required=True, help="nas-search run directory")
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--arch-id", default=None, help="an arch_id from the run's trials.csv / pareto.csv")
         which.add_argument("--arch", default=None, help="an architecture JSON file of the run's space")
-        parser.add_argument("--format", default=",".join(EXPORT_FORMATS), help="comma-separated formats")
+        parser.add_argument("--format", default=",".join(export_formats()), help="comma-separated formats")
         parser.add_argument("--out", default=None, help="export directory (default: RUN/exports/ARCH_ID)")
         parser.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
         parser.add_argument("--data-dir", default=None, help="where the dataset lies now, for the test accuracy "

@@ -161,7 +161,7 @@ def test_data_dir_for_a_dataset_reading_no_files_warns(name: str, origin: str, t
     msg = str(w.message)
     assert f"dataset {name!r} reads no files" in msg and origin in msg
     assert f"data_dir='{tmp_path / 'nowhere'}' is ignored" in msg and "only cifar10" in msg
-    assert w.filename == __file__  # points at the caller, not at nas/data.py
+    assert w.filename == __file__  # points at the caller, not at nas/data/source.py
 
 
 @pytest.mark.parametrize("name", ["digits", "synthetic"])

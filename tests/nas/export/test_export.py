@@ -19,10 +19,11 @@ import torch
 import nas
 from nas.cli import main
 from nas.export import (
-    EXPORT_FORMATS,
     FORMATS,
+    ExportFormat,
     check_onnx,
     check_out_dir,
+    export_formats,
     export_model,
     load_arch_json,
     load_model,
@@ -184,7 +185,7 @@ def test_card_json_and_model_card(exported):
     assert record["params"] == count_params(net)
     assert record["n_quadratic"] == arch.n_quadratic == sum(s["n_quadratic"] for s in record["stages"])
     assert record["card"] == CARD
-    assert record["formats"] == list(EXPORT_FORMATS)
+    assert record["formats"] == list(export_formats())
     assert record["files"] == {name: p.name for name, p in files.items()}
     assert json.loads(files["arch"].read_text()) == arch.to_dict()
     text = files["model_card"].read_text()
@@ -209,7 +210,7 @@ def test_only_the_asked_formats_plus_safetensors(supernet, tmp_path):
 
 
 @pytest.mark.parametrize("value, expected", [
-    (None, EXPORT_FORMATS),
+    (None, export_formats()),
     ("safetensors,onnx", ("safetensors", "onnx")),
     (" onnx , torchscript,onnx ", ("onnx", "torchscript")),
     (["torchscript", "safetensors", "torchscript"], ("torchscript", "safetensors")),
@@ -697,3 +698,33 @@ def test_export_by_arch_id_finds_a_pick_that_is_not_a_trial(fake_run, tmp_path, 
     capsys.readouterr()
     assert _export(fake_run, "--out", str(tmp_path / "f"), arch_id="0123456789ab") == 2  # in neither
     assert "is not among the 2 trials" in capsys.readouterr().err
+
+
+def test_a_format_registered_later_is_written_listed_on_the_card_and_replaceable(supernet, tmp_path, monkeypatch):
+    """The formats registry is the only list: a new entry needs nothing else to be exported."""
+    arch = ARCHS["min"]
+
+    def write(net, path, arch_, example):
+        path.write_text(f"{arch_.arch_id} {tuple(example.shape)}\n")
+
+    monkeypatch.setitem(FORMATS, "text", ExportFormat(name="text", file="model.txt", description="a test format",
+                                                      write=write, loading=("text = open('model.txt').read()",)))
+    out = tmp_path / "e"
+    files = export_model(supernet.extract(arch), arch, out, formats="safetensors,text")
+    assert files["text"] == out / "model.txt"
+    assert files["text"].read_text() == f"{arch.arch_id} (2, {', '.join(map(str, SPACE.input_shape))})\n"
+    card = json.loads((out / "card.json").read_text())
+    assert card["formats"] == ["safetensors", "text"] and card["files"]["text"] == "model.txt"
+    assert "text = open('model.txt').read()" in (out / "MODEL_CARD.md").read_text()
+    export_model(supernet.extract(arch), arch, out, formats="text", overwrite=True)  # its file belongs to the export
+    assert (out / "model.txt").is_file()
+    assert parse_formats(None) == (*export_formats()[:-1], "text") == tuple(FORMATS)
+
+
+def test_a_corrupt_picks_json_is_named_not_left_off_the_card(fake_run, tmp_path, capsys):
+    (fake_run / "picks.json").write_text('{"picks": [')  # cut short
+    out = tmp_path / "e"
+    assert _export(fake_run, "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "picks.json in run directory" in err and "not valid JSON" in err
+    assert not out.exists()
