@@ -74,7 +74,6 @@ class _Session:
 
     cfg: SearchConfig
     out: Path
-    recorded: dict[str, Any] | None  # config.json of the run this session resumes
     fingerprint: DeviceFingerprint
     storage: str
     split_seed: int
@@ -149,7 +148,7 @@ def _start(config: SearchConfig, progress: bool):
     if not cfg.resume:  # a resumed run's record is rewritten only once its study accepted the resume
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / CONFIG, record, default=str)
-    session = _Session(cfg=cfg, out=out, recorded=recorded, fingerprint=fp, storage=storage, split_seed=split_seed,
+    session = _Session(cfg=cfg, out=out, fingerprint=fp, storage=storage, split_seed=split_seed,
                        record=record)
     session.timed("supernet_s", supernet_s)
     return session, supernet, preds, splits
