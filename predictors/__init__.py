@@ -14,14 +14,14 @@ Importing the package imports every cost-model module, which fills :data:`COST_M
 """
 
 from predictors.costmodel import (
-                                  COST_FLOOR,
-                                  COST_MODELS,
-                                  ClampedCostWarning,
-                                  CostModel,
-                                  Samples,
-                                  cost_model_names,
-                                  create_cost_model,
-                                  register_cost_model,
+    COST_FLOOR,
+    COST_MODELS,
+    ClampedCostWarning,
+    CostModel,
+    Samples,
+    cost_model_names,
+    create_cost_model,
+    register_cost_model,
 )
 from predictors.device import DeviceMismatch
 from predictors.features import LayerCost, arch_features, feature_names, layer_costs

@@ -13,24 +13,24 @@ May import: torch, pynvml (lazily, on CUDA) and ``search_spaces``.
 """
 
 from profilers.backend import BACKENDS, ProfilerBackend, backend_for, check_device, present_backends
-from profilers.cpu import CPUBackend  # registers the CPU backend  # noqa: I001
+from profilers.cpu import CPUBackend  # registers the CPU backend
 from profilers.cuda import CUDABackend  # registers the CUDA backend
 from profilers.device import cpu_model_name, device_name
 from profilers.fingerprint import (
-                                   ClockReading,
-                                   DeviceFingerprint,
-                                   FingerprintMismatch,
-                                   clock_change,
-                                   device_fingerprint,
-                                   read_clocks,
+    ClockReading,
+    DeviceFingerprint,
+    FingerprintMismatch,
+    clock_change,
+    device_fingerprint,
+    read_clocks,
 )
 from profilers.kernels import KernelRecord, kernel_records_from_trace, resident_blocks_per_sm, waves
 from profilers.memory import (
-                                   SavedTensorMeter,
-                                   peak_cpu_memory_bytes,
-                                   peak_cuda_memory_bytes,
-                                   peak_from_memory_events,
-                                   saved_activation_bytes,
+    SavedTensorMeter,
+    peak_cpu_memory_bytes,
+    peak_cuda_memory_bytes,
+    peak_from_memory_events,
+    saved_activation_bytes,
 )
 from profilers.ops import OpRecord, op_records
 from profilers.profile import LatencySettings, ProfileRecord, profile

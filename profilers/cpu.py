@@ -20,7 +20,7 @@ import torch
 from profilers.backend import ProfilerBackend, register_backend
 from profilers.device import cpu_model_name
 from profilers.fingerprint import ClockReading, DeviceFingerprint
-from profilers.memory import cpu_memory_events, peak_from_memory_events
+from profilers.memory import profiled_cpu_peak
 from profilers.ops import op_records
 from profilers.quiet import filtered_native_stderr
 
@@ -92,14 +92,9 @@ class CPUBackend(ProfilerBackend):
 
     def _profiled(self, fn: Callable[[], object], *, live_bytes: int, with_ops: bool) -> tuple[int, tuple]:
         """One call of ``fn`` under ``torch.profiler``: its peak and, with ``with_ops``, its op records."""
-        from torch.profiler import ProfilerActivity
-        from torch.profiler import profile as torch_profile
-
         with filtered_native_stderr():
-            with torch_profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=with_ops) as prof:
-                fn()
-        peak = live_bytes + peak_from_memory_events(cpu_memory_events(prof))
-        return peak, (op_records(prof) if with_ops else ())
+            peak, prof = profiled_cpu_peak(fn, record_shapes=with_ops)
+        return live_bytes + peak, (op_records(prof) if with_ops else ())
 
     def peak_bytes(self, fn: Callable[[], object], *, live_bytes: int) -> int:
         return self._profiled(fn, live_bytes=live_bytes, with_ops=False)[0]

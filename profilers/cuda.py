@@ -52,8 +52,7 @@ def _nvml():
     return pynvml
 
 
-def _nvml_handle(pynvml, device: torch.device):
-    index = device.index if device.index is not None else torch.cuda.current_device()
+def _nvml_handle(pynvml, index: int):
     # NVML indexes physical GPUs; CUDA_VISIBLE_DEVICES may remap. Match by PCI bus id.
     props = torch.cuda.get_device_properties(index)
     bus = getattr(props, "pci_bus_id", None)
@@ -110,7 +109,7 @@ class CUDABackend(ProfilerBackend):
         pynvml = _nvml()
         if pynvml is not None:
             try:
-                handle = _nvml_handle(pynvml, device)
+                handle = _nvml_handle(pynvml, self.index)
                 driver = str(pynvml.nvmlSystemGetDriverVersion())
                 power = pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000.0
             except Exception:
@@ -132,7 +131,7 @@ class CUDABackend(ProfilerBackend):
         if pynvml is None:
             return ClockReading()
         try:
-            h = _nvml_handle(pynvml, self.device)
+            h = _nvml_handle(pynvml, self.index)
             reasons_bits = pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(h)
             return ClockReading(
                 core_clock_mhz=float(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)),

@@ -137,7 +137,7 @@ class ClockReading:
 
 def read_clocks(device: torch.device | str = "cpu") -> ClockReading:
     """Clocks, temperature, power and active throttle reasons of ``device`` now."""
-    return backend_for(as_device(device)).read_clocks()
+    return backend_for(device).read_clocks()
 
 
 def clock_change(before: ClockReading, after: ClockReading, *, rel_tol: float = 0.10) -> str:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 __all__ = ["SavedTensorMeter", "peak_cpu_memory_bytes", "peak_cuda_memory_bytes", "peak_from_memory_events",
-           "saved_activation_bytes"]
+           "profiled_cpu_peak", "saved_activation_bytes"]
 
 
 def _storage_key(t: torch.Tensor) -> tuple[str, int]:
@@ -108,11 +108,18 @@ def peak_from_memory_events(events: list[tuple[int, int]]) -> int:
 
 def peak_cpu_memory_bytes(fn: Callable[[], object]) -> int:
     """Peak bytes of CPU tensor memory allocated by ``fn`` above what was live before it."""
+    return profiled_cpu_peak(fn)[0]
+
+
+def profiled_cpu_peak(fn: Callable[[], object], *, record_shapes: bool = False) -> tuple[int, object]:
+    """One call of ``fn`` under ``torch.profiler`` with memory events: the peak bytes of CPU tensor
+    memory it allocated above what was live before it, and the finished profiler (with
+    ``record_shapes``, ready for per-op records)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=record_shapes) as prof:
         fn()
-    return peak_from_memory_events(cpu_memory_events(prof))
+    return peak_from_memory_events(cpu_memory_events(prof)), prof
 
 
 def cpu_memory_events(prof) -> list[tuple[int, int]]:

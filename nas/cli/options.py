@@ -62,12 +62,11 @@ def field_comments(cls: type) -> dict[str, str]:
     indent = len(lines[0]) - len(lines[0].lstrip())
     source = "\n".join(line[indent:] for line in lines)
     comments: dict[int, str] = {}
+    code_lines = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
             comments[tok.start[0]] = tok.string.lstrip("#").strip()
-    code_lines = set()
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+        elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
             code_lines.add(tok.start[0])
     body = ast.parse(source).body[0]
     out = {}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from nas.cli.base import Command
 from nas.cli.commands.bench import (
-                                    BenchMixer,
-                                    BenchPredictors,
-                                    BenchRanking,
-                                    BenchReliability,
-                                    BenchSearch,
-                                    BenchStaircase,
+    BenchMixer,
+    BenchPredictors,
+    BenchRanking,
+    BenchReliability,
+    BenchSearch,
+    BenchStaircase,
 )
 from nas.cli.commands.info import Datasets, Models, SpaceList, SpaceSample, SpaceShow
 from nas.cli.commands.profiling import PredictorsFit, PredictorsPredict, PredictorsRefit, PredictorsShow, Profile
