@@ -33,6 +33,7 @@ class Objective:
     unit: str  # "" for a fraction, "ms", "MB"
     label: str  # for plots and reports
     score: str  # the ArchScore attribute it is scored by
+    default: bool = True  # among the objectives of a search that names none
 
     def __post_init__(self) -> None:
         if self.direction not in ("maximize", "minimize"):
@@ -57,6 +58,8 @@ register_objective(Objective(name="latency", value="latency_ms", column="pred_la
                              unit="ms", label="predicted latency (ms)", score="latency_ms"))
 register_objective(Objective(name="memory", value="peak_mem_mb", column="pred_peak_mem_mb", direction="minimize",
                              unit="MB", label="predicted peak memory (MB)", score="peak_mem_mb"))
+register_objective(Objective(name="loss", value="val_loss", column="val_loss", direction="minimize", unit="",
+                             label="validation loss (inherited weights)", score="val_loss", default=False))
 
 
 def by_value(value: str) -> Objective:
@@ -69,9 +72,9 @@ def by_value(value: str) -> Objective:
 
 def parse_objectives(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """``"accuracy,latency"`` or a list (user names or value names) → value names in canonical
-    order (default: all)."""
+    order (default: every objective marked ``default``: accuracy, latency, memory)."""
     if value is None:
-        names = list(OBJECTIVES)
+        names = [n for n, o in OBJECTIVES.items() if o.default]
     else:
         by_value_name = {o.value: o.name for o in OBJECTIVES.values()}
         names = [by_value_name.get(v.strip(), v.strip())

@@ -13,10 +13,12 @@ from search_spaces.presets import MODELS, create_model, model_config, model_name
 from search_spaces.quadratic import QUADRATIC_NEURONS, QuadraticNeuron, create_quadratic, quadratic_names
 from search_spaces.quadratic_op import QUADRA_BACKENDS, QUADRA_IMPLS, quadratic_dwconv
 from search_spaces.space import SPACES, SearchSpace, create_space, load_arch, register_space, space_names
+from search_spaces.templates import TEMPLATES, SpaceTemplate, instantiate, template_names
 
 __all__ = [
     "ArchConfig", "ArchError", "BlockArch", "ElasticBlock", "QuadraSupernet", "SPACES", "SearchSpace",
     "StageArch", "create_space", "load_arch", "register_space", "space_names",
+    "TEMPLATES", "SpaceTemplate", "instantiate", "template_names",
     "MIXERS", "MODELS", "QUADRATIC_NEURONS", "QUADRA_BACKENDS", "QUADRA_IMPLS",
     "Block", "BlockConfig", "DWConv", "DropPath", "GnConv", "LayerNorm2d", "NetConfig",
     "QuadraBlock", "QuadraConv", "QuadraNet", "QuadraticNeuron", "StageConfig",

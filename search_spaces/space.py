@@ -26,7 +26,8 @@ from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.networks import BlockConfig, NetConfig, StageConfig
 
 __all__ = [
-    "SPACES", "SearchSpace", "arch_ids", "as_space", "create_space", "load_arch", "parse_arch", "register_space",
+    "SPACES", "SPACE_RESOLVERS", "SearchSpace", "arch_ids", "as_space", "create_space", "load_arch", "parse_arch",
+    "register_space",
     "space_names",
 ]
 
@@ -278,6 +279,9 @@ class SearchSpace:
 
 
 SPACES: dict[str, Callable[[], SearchSpace]] = {}
+# Functions name -> SearchSpace | None for spaces built from their name (their docstring's first line
+# says which names, for the unknown-space error).
+SPACE_RESOLVERS: list[Callable[[object], SearchSpace | None]] = []
 
 
 def register_space(name: str) -> Callable[[Callable[[], SearchSpace]], Callable[[], SearchSpace]]:
@@ -328,11 +332,17 @@ def space_names() -> list[str]:
 
 
 def create_space(name: str) -> SearchSpace:
-    """The registered search space ``name``."""
+    """The registered search space ``name``, or one a resolver of :data:`SPACE_RESOLVERS` builds
+    from its name (the templates' concrete spaces, ``TEMPLATE-CxHxW-Kc``: :mod:`search_spaces.templates`)."""
     try:
         factory = SPACES[name]
     except (KeyError, TypeError):  # TypeError: an unhashable name
-        raise ValueError(f"unknown search space {name!r}; valid: {', '.join(space_names())}") from None
+        for resolver in SPACE_RESOLVERS:
+            space = resolver(name)
+            if space is not None:
+                return space
+        hints = "".join(f"; {r.__doc__.strip().splitlines()[0]}" for r in SPACE_RESOLVERS if r.__doc__)
+        raise ValueError(f"unknown search space {name!r}; valid: {', '.join(space_names())}{hints}") from None
     return factory()
 
 

@@ -22,6 +22,20 @@ def _single_intra_op_thread():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _image_cache_in_tmp(tmp_path_factory):
+    """Decoded-image caches go to a temporary folder, never the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("QUADRANAS_CACHE_DIR")
+    os.environ["QUADRANAS_CACHE_DIR"] = str(tmp_path_factory.mktemp("image-cache"))
+    yield
+    if old is None:
+        os.environ.pop("QUADRANAS_CACHE_DIR", None)
+    else:
+        os.environ["QUADRANAS_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_space():
     """``tiny_space(**overrides)``: a small unregistered search space (:mod:`support.spaces`)."""

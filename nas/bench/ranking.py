@@ -61,7 +61,8 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
-from nas.data import default_dataset, load_dataset
+from nas.data import load_dataset
+from nas.data.task import resolve_task
 from nas.rundir import (
     append_json_line,
     check_new_run_dir,
@@ -88,8 +89,8 @@ from search_spaces.networks import QuadraNet, count_params
 from search_spaces.space import SearchSpace, create_space
 
 __all__ = [
-    "RUNS_FILE", "SUMMARY_FIELDS", "RankingBenchConfig", "arch_params", "mean_pairwise_tau", "ranking_run_dir",
-    "run_ranking_bench", "seed_variance", "split_half_tau", "spread_archs",
+    "RUNS_FILE", "SUMMARY_FIELDS", "RankingBenchConfig", "arch_params", "finished_runs", "mean_pairwise_tau",
+    "ranking_run_dir", "run_ranking_bench", "seed_variance", "split_half_tau", "spread_archs",
 ]
 
 _CANDIDATES = 400
@@ -105,7 +106,7 @@ SUMMARY_FIELDS = ("kendall_tau", "spearman", "largest_inherited_acc", "largest_s
 
 @dataclass(frozen=True)
 class RankingBenchConfig:
-    space: str = "digits-s"  # search space
+    space: str = "digits-s"  # search space, or a template (s, m, l) fitted to --dataset
     dataset: str | None = None  # default: the space's own dataset
     data_dir: str | None = None  # directory holding the dataset files (cifar10)
     k: int = 10  # number of subnets
@@ -201,7 +202,7 @@ def _prepare_run_dir(out: Path, settings: dict[str, Any], resume: bool) -> None:
                          f"use a new --out")
 
 
-def _finished_runs(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+def finished_runs(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
     """The stand-alone runs recorded in ``path`` by ``(arch_id, seed)``; a last line cut short by
     a crash is ignored (that run is trained again), any other damage is an error naming the line."""
     if not path.is_file():
@@ -234,20 +235,23 @@ def ranking_run_dir(config: RankingBenchConfig, out: str | Path | None, *, resum
 def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: bool = True,
                       resume: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
-    space = create_space(config.space)
-    dataset = config.dataset or default_dataset(config.space)
+    task = resolve_task(config.space, config.dataset, data_dir=config.data_dir)
+    space, dataset = create_space(task.space), task.dataset
     recipe = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device)
     out = Path(out)
-    splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir)  # bad data: nothing written yet
+    splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir,
+                          **task.data_options)  # bad data: nothing written yet
     check_data(space, splits)
-    _prepare_run_dir(out, {"kind": _KIND, **asdict(config), "dataset": dataset}, resume)
+    _prepare_run_dir(out, {"kind": _KIND, **asdict(config), "space": space.name, "dataset": dataset,
+                           "data_options": task.data_options}, resume)
     sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
-    supernet = finished_supernet(space=config.space, dataset=dataset, config=sn_cfg, out=out / "supernet",
-                                 data_dir=config.data_dir, progress=progress).to(config.device)
+    supernet = finished_supernet(space=space.name, dataset=dataset, config=sn_cfg, out=out / "supernet",
+                                 data_dir=config.data_dir, data_options=task.data_options,
+                                 progress=progress).to(config.device)
     t_supernet = time.perf_counter() - t0
     archs = spread_archs(space, config.k, seed=config.seed)
     runs_path = out / RUNS_FILE
-    finished = _finished_runs(runs_path)
+    finished = finished_runs(runs_path)
     seeds = range(config.seed, config.seed + config.seeds)
     reused = sum((arch.arch_id, seed) in finished for arch in archs for seed in seeds)
     if runs_path.is_file():  # rewrite without a cut-short last line before appending to it

@@ -105,7 +105,8 @@ def run_search_bench(config: SearchBenchConfig, *, out: str | Path, progress: bo
     cfg = SearchConfig(space=config.space, supernet=config.supernet, predictors=config.predictors,
                        force=config.force, supernet_epochs=config.supernet_epochs, profile_n=config.profile_n,
                        profile_passes=1, seed=config.seed, out=str(out), data_dir=config.data_dir).resolved()
-    splits = load_dataset(cfg.dataset, seed=data_seed(cfg), data_dir=cfg.data_dir)  # the supernet's split
+    splits = load_dataset(cfg.dataset, seed=data_seed(cfg), data_dir=cfg.data_dir,
+                          **cfg.data_options)  # the supernet's split
     check_data(create_space(cfg.space), splits)  # bad data: said before out is made
     out.mkdir(parents=True, exist_ok=True)
     fp = device_fingerprint(cfg.device, threads=cfg.threads)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-__all__ = ["Opt", "add_config_options", "config_values", "field_comments"]
+__all__ = ["Opt", "add_config_options", "add_data_options", "config_values", "data_options", "field_comments"]
 
 _MISSING = object()
 
@@ -165,3 +165,18 @@ def config_values(cls: type, args: argparse.Namespace, names: Iterable[str]) -> 
             continue
         values[name] = tuple(value) if isinstance(value, list) else value
     return values
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The file sources' options (:class:`nas.data.DataOptions`); read back with :func:`data_options`."""
+    from nas.data import DataOptions
+
+    parser.set_defaults(data_option_fields=add_config_options(parser, DataOptions, overrides={
+        "channels": Opt(choices=(1, 3))}))
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options given on the command line, as ``load_dataset`` keywords."""
+    from nas.data import DataOptions
+
+    return DataOptions(**config_values(DataOptions, args, args.data_option_fields)).to_kwargs()

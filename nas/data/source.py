@@ -74,8 +74,8 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | Path | None = None
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         shown = valid + (["data_dir"] if cls.takes_data_dir else [])
-        raise TypeError(f"dataset {name!r} got unexpected argument(s) {', '.join(unknown)}; "
-                        f"valid: {', '.join(shown) or '(none)'}")
+        flags = ", ".join(f"{u} (--{u.replace('_', '-')})" for u in unknown)
+        raise ValueError(f"dataset {name!r} does not take {flags}; valid: {', '.join(shown) or '(none)'}")
     if cls.takes_data_dir:
         kwargs["data_dir"] = data_dir
     elif data_dir is not None:

@@ -37,14 +37,24 @@ class DatasetSplits:
     mean: tuple[float, ...]  # per channel, applied to [0, 1] pixels
     std: tuple[float, ...]
     pixel_max: float | None = None  # raw pixels are divided by it to reach [0, 1]; None: no pixels (synthetic)
+    resize: tuple[int, int] | None = None  # (H, W) image files are resized to (bilinear); None: not from files
+    color_mode: str | None = None  # the Pillow mode image files are converted to first (L or RGB)
+    license: str | None = None  # the data's licence where it binds models trained on it (a model card states it)
 
     def input_spec(self) -> dict[str, Any]:
         """How a deployed model's input is prepared from raw pixels (an export's card records it)."""
         c, h, w = self.input_shape
         scaled = "x[:, c]" if self.pixel_max is None else f"pixels[:, c] / {self.pixel_max:g}"
-        return {"layout": "NCHW", "dtype": "float32", "shape": ["batch", c, h, w], "pixel_max": self.pixel_max,
+        spec = {"layout": "NCHW", "dtype": "float32", "shape": ["batch", c, h, w], "pixel_max": self.pixel_max,
                 "mean": list(self.mean), "std": list(self.std), "class_names": list(self.class_names),
                 "normalise": f"x[:, c] = ({scaled} - mean[c]) / std[c]"}
+        if self.resize is not None:
+            spec["image_file"] = (f"open with Pillow, convert('{self.color_mode}'), resize(({self.resize[1]}, "
+                                  f"{self.resize[0]}), Image.BILINEAR), take the pixels as uint8 (H, W[, C]) -> "
+                                  f"(C, H, W)")
+            spec["resize"] = list(self.resize)
+            spec["color_mode"] = self.color_mode
+        return spec
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTATIONS:

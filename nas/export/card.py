@@ -98,9 +98,12 @@ def render_model_card(record: dict[str, Any]) -> str:
               for i, s in enumerate(record["stages"])]
     lines += ["", "## Results", "", "| | |", "|---|---|"]
     lines += [f"| {label} | {_fmt(card.get(key))} |" for key, label in CARD_FIELDS]
-    known = {key for key, _ in CARD_FIELDS} | {"input"}
+    known = {key for key, _ in CARD_FIELDS} | {"input", "data_license"}
     lines += [f"| {key} | {_fmt(card[key])} |" for key in sorted(card) if key not in known]
     lines += _input_section(card.get("input"), (c, h, w))
+    if card.get("data_license"):
+        lines += ["", "## Data licence", "", f"Trained on data licensed {card['data_license']}: the licence's terms "
+                  f"(e.g. non-commercial, share-alike) bind this model and its uses."]
     lines += ["", "## Files", ""]
     lines += [f"- `{name}`" for name in record["files"].values()]
     files = set(record["files"].values())
@@ -119,6 +122,8 @@ def _input_section(spec: Any, shape: tuple[int, int, int]) -> list[str]:
     lines = ["", "## Input", "", f"float32, NCHW, shape (batch, {c}, {h}, {w}); ONNX input `images`, output `logits`."]
     if not isinstance(spec, dict):
         return lines + ["The preprocessing was not recorded with this export: normalise as the model was trained."]
+    if spec.get("image_file"):
+        lines += ["", f"From an image file: {spec['image_file']}; then"]
     lines += ["", f"    {spec.get('normalise', '')}", "",
               f"- mean per channel: `{json.dumps(spec.get('mean'))}`",
               f"- std per channel: `{json.dumps(spec.get('std'))}`"]

@@ -121,10 +121,13 @@ def export_from_run(run: str | Path, *, arch_id: str | None = None, arch_file: s
     check_out_dir(target, overwrite=overwrite)  # now, not only after the test set is evaluated
     supernet, sn_config = load_supernet(cfg.get("supernet") or run / "supernet")
     splits = load_dataset(sn_config["dataset"], seed=sn_config["seed"],
-                          data_dir=data_dir if data_dir is not None else sn_config.get("data_dir"))
+                          data_dir=data_dir if data_dir is not None else sn_config.get("data_dir"),
+                          **(sn_config.get("data_options") or {}))
     _, test_acc = evaluate_arch(supernet, arch, splits.test)
     card: dict[str, Any] = {"test_acc": test_acc, "dataset": sn_config["dataset"], "device": cfg.get("device_name"),
                             "batch_size": cfg.get("batch_size"), "input": splits.input_spec()}
+    if splits.license:
+        card["data_license"] = splits.license
     if row:
         card.update({"val_acc": row.get("val_acc"), "predicted_latency_ms": row.get("pred_latency_ms"),
                      "predicted_peak_mem_mb": row.get("pred_peak_mem_mb")})

@@ -138,8 +138,9 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
     Pareto-optimal trials of ``pareto.csv`` (optimal over the study's objectives), the ones
     non-dominated in each panel's own two axes joined by a step line. Dashed vertical lines: the
     budget limits. Stars: each budget's pick at its predicted cost; an arrow runs to the measured
-    cost (a cross, with the p10–p90 latency range as a bar). Accuracy is always plotted, even when
-    it is not one of the study's objectives.
+    cost (a cross, with the p10–p90 latency range as a bar). Vertical bars: ± one binomial standard
+    error of the inherited accuracy (Pareto-optimal trials and picks). Accuracy is always plotted,
+    even when it is not one of the study's objectives.
     """
     record = run_record(record)
     plt = _plt()
@@ -162,6 +163,11 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
         fx = front[col].to_numpy(dtype=float)
         facc = 100.0 * front["val_acc"].to_numpy(dtype=float)
         ax.scatter(fx, facc, s=30, color="tab:blue", zorder=3, label="Pareto-optimal")
+        if "val_acc_se" in front.columns:  # ± one binomial standard error on the validation images
+            fse = 100.0 * front["val_acc_se"].to_numpy(dtype=float)
+            ok = np.isfinite(fse)
+            ax.errorbar(fx[ok], facc[ok], yerr=fse[ok], fmt="none", ecolor="tab:blue", elinewidth=0.8, alpha=0.6,
+                        capsize=2, zorder=3, label="± 1 standard error")
         order = _front_2d(fx, facc)
         if len(order) > 1:
             ax.step(fx[order], facc[order], where="post", color="tab:blue", lw=1.2, alpha=0.8, zorder=2)
@@ -176,6 +182,9 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
             px, py = float(predicted[metric]), 100.0 * float(predicted["val_acc"])
             ax.scatter([px], [py], marker="*", s=260, color=color, edgecolors="black", linewidths=0.7, zorder=5,
                        label=f"B{i + 1} pick ({pick['status']})")
+            if predicted.get("val_acc_se") is not None:
+                ax.errorbar([px], [py], yerr=[100.0 * float(predicted["val_acc_se"])], fmt="none", ecolor=color,
+                            elinewidth=1.2, capsize=4, zorder=5)
             if measured and measured.get(metric) is not None:
                 mx = float(measured[metric])
                 span += [px, mx]

@@ -45,7 +45,8 @@ HV_REFERENCE = 1.1  # reference point, every coordinate, on the [0, 1]-normalise
 _TRIAL_COLUMNS = ("number", "state", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "feasible", "arch_id")
 _PARETO_COLUMNS = ("number", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "arch_id")
 _TEXT_COLUMNS = ("state", "arch_id", "depths", "widths", "arch_json")
-_NUMERIC_COLUMNS = ("number", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "constraint", "n_quadratic",
+_NUMERIC_COLUMNS = ("number", "val_acc", "val_acc_se", "val_loss", "pred_latency_ms", "pred_peak_mem_mb", "constraint",
+                    "n_quadratic",
                     "n_blocks", "duration_s")
 STATUSES = ("met", "missed", "infeasible")
 

@@ -41,6 +41,15 @@ def pick_facts(pick: dict[str, Any], *, text: Callable[[Any], str], code: Callab
         facts.append(f"{text(pick['candidates_measured'])} candidate(s) measured")
     if pick.get("export_dir"):
         facts.append(f"exported to {code(pick['export_dir'])}")
+    se = (pick.get("predicted") or {}).get("val_acc_se")
+    if se is not None:
+        facts.append(text(f"inherited validation accuracy ± {100 * se:.2f} points (standard error)"))
+    cheaper = pick.get("vs_cheaper")
+    if cheaper:
+        verdict = "distinguishable from" if cheaper["distinguishable"] else "not distinguishable from"
+        facts.append(text(f"accuracy {verdict} the next cheaper Pareto-optimal architecture's") + " "
+                     + code(cheaper["arch_id"])
+                     + text(f" ({cheaper['diff_points']:+.2f} points, z = {cheaper['z']:.2f})"))
     if (pick.get("measured") or {}).get("suspect"):
         facts.append(text(_SUSPECT))
     return facts
@@ -199,6 +208,9 @@ def run_rows(record: RunRecord) -> list[tuple[str, str]]:
         ("feasible (meet some budget)", str(int(done["feasible"].sum()))),
         ("Pareto-optimal", str(len(record.pareto))),
     ]
+    noise = (record.summary or {}).get("accuracy_noise")
+    if isinstance(noise, dict) and noise.get("statement"):
+        rows.append(("accuracy noise", str(noise["statement"])))
     return rows
 
 
@@ -213,7 +225,7 @@ def timing_rows(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
     if summary.get("trials_per_s") is not None:
         rows.append(("trials per second", fmt_num(summary["trials_per_s"])))
     for key, value in summary.items():
-        if key not in ("phases", "trials_per_s"):
+        if key not in ("phases", "trials_per_s", "accuracy_noise"):
             shown = fmt_num(value) if isinstance(value, float) else fmt_text(value)
             rows.append((str(key).replace("_", " "), shown))
     return rows

@@ -10,16 +10,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nas.data import dataset_names, default_dataset
+from nas.data import check_data_options, dataset_names
+from nas.data.task import check_space_name, resolve_task
 from nas.export import parse_formats
 from nas.objectives import parse_objectives
 from nas.search.budgets import Budget, budgets_from_lists
 from nas.search.samplers import SAMPLERS, check_population
+from nas.search.scoring import ACCURACY_METRICS
 from nas.search.storage import check_storage_url
 from predictors.predictor import MAX_SEED
 from profilers import backend_for, check_device
 from search_spaces.layers import check_positive_int
-from search_spaces.space import create_space
 
 __all__ = ["SearchConfig", "SearchResult"]
 
@@ -28,15 +29,19 @@ __all__ = ["SearchConfig", "SearchResult"]
 class SearchConfig:
     """Everything ``nas-search`` needs; ``None`` fields take the defaults of ``quick`` or not."""
 
-    space: str = "digits-s"  # search space (see `nas space list`)
+    space: str = "digits-s"  # search space, or a template (s, m, l) fitted to --dataset (see `nas space list`)
     dataset: str | None = None  # dataset (default: the space's own; see `nas datasets`)
-    data_dir: str | None = None  # directory holding the dataset files (cifar10)
+    data_dir: str | None = None  # the dataset's folder or file (cifar10, imagefolder, csv, npz)
+    data_options: dict[str, Any] = field(default_factory=dict)  # the file sources' options (nas.data.DataOptions)
+    accuracy_metric: str = "acc"  # what the search maximises: acc (inherited validation accuracy) or loss
+    # (minus the validation loss: finer-grained when accuracy saturates)
     device: str = "cpu"  # target device: cpu or cuda[:N]
     batch_size: int = 1  # deployment batch size: latency and memory are predicted and measured at it
     latency_budgets_ms: tuple[float, ...] = ()  # latency limit in ms (one result per budget pair)
     memory_budgets_mb: tuple[float, ...] = ()  # peak inference memory limit in MB
     # (paired in order with latency budgets)
-    objectives: tuple[str, ...] | None = None  # comma-separated objectives, user or value names (default: all)
+    objectives: tuple[str, ...] | None = None  # comma-separated objectives, user or value names
+    # (default: accuracy,latency,memory)
     trials: int | None = None  # completed trials in the study (default 300; quick 60)
     sampler: str = "nsga2"  # the study's sampler (see nas.search.samplers.SAMPLERS)
     population_size: int | None = None  # NSGA-II population (default 16; quick 12)
@@ -62,7 +67,11 @@ class SearchConfig:
     measure_candidates: int = 3  # per budget, measure up to this many candidates until one meets the budget
 
     def __post_init__(self) -> None:
-        create_space(self.space)  # unknown space: error listing the valid ones
+        check_space_name(self.space)  # unknown space: error listing the valid ones
+        check_data_options(self.data_options)
+        if self.accuracy_metric not in ACCURACY_METRICS:
+            raise ValueError(f"accuracy_metric must be one of {', '.join(ACCURACY_METRICS)}, "
+                             f"got {self.accuracy_metric!r}")
         if self.dataset is not None and self.dataset not in dataset_names():
             raise ValueError(f"unknown dataset {self.dataset!r}; valid: {', '.join(dataset_names())}")
         if self.sampler not in SAMPLERS:
@@ -82,7 +91,10 @@ class SearchConfig:
         if top > MAX_SEED:
             raise ValueError(f"seed must be at most {MAX_SEED - 1000 * (self.workers - 1)} with {self.workers} "
                              f"worker(s) (samplers and predictors take seeds up to 2**32 - 1), got {self.seed}")
-        object.__setattr__(self, "objectives", parse_objectives(self.objectives))
+        objectives = parse_objectives(self.objectives)
+        if self.accuracy_metric == "loss":  # the accuracy objective is scored by the validation loss instead
+            objectives = tuple(ACCURACY_METRICS["loss"] if o == ACCURACY_METRICS["acc"] else o for o in objectives)
+        object.__setattr__(self, "objectives", objectives)
         object.__setattr__(self, "formats", parse_formats(self.formats))
         for name in ("resume", "join", "quick", "force"):
             if not isinstance(getattr(self, name), bool):
@@ -115,13 +127,14 @@ class SearchConfig:
         """The config with every default filled in (what ``config.json`` records)."""
         q = self.quick
         trials = self.trials or (60 if q else 300)
+        task = resolve_task(self.space, self.dataset, data_dir=self.data_dir, data_options=self.data_options)
         return replace(
-            self, dataset=self.dataset or default_dataset(self.space), trials=trials,
+            self, space=task.space, dataset=task.dataset, data_options=task.data_options, trials=trials,
             population_size=self.population_size or (12 if q else 16),
             supernet_epochs=self.supernet_epochs or (3 if q else 30),
             profile_n=self.profile_n or (16 if q else 80), profile_passes=self.profile_passes or (1 if q else 3),
             threads=self.threads or backend_for(self.device).threads_in_use(),
-            study_name=self.study_name or f"nas-search-{self.space}",
+            study_name=self.study_name or f"nas-search-{task.space}",
             supernet=None if self.supernet is None else str(Path(self.supernet).resolve()),
             predictors=None if self.predictors is None else str(Path(self.predictors).resolve()),
         )

@@ -40,10 +40,15 @@ def obtain_supernet(cfg: SearchConfig, out: Path, progress: bool):
         if supernet.space.name != cfg.space or run_config.get("dataset") != cfg.dataset:
             raise ValueError(f"--supernet {cfg.supernet} was trained for space {supernet.space.name!r} on "
                              f"{run_config.get('dataset')!r}, not {cfg.space!r} on {cfg.dataset!r}")
+        trained_with = dict(run_config.get("data_options") or {})
+        if trained_with != dict(cfg.data_options):
+            raise ValueError(f"--supernet {cfg.supernet} was trained with data options {trained_with or 'none'}, not "
+                             f"{dict(cfg.data_options) or 'none'}: pass the same --image-size, --channels, …")
         return supernet
     recipe = TrainConfig(epochs=cfg.supernet_epochs, seed=cfg.seed, device=cfg.device)
     return finished_supernet(space=cfg.space, dataset=cfg.dataset, config=SupernetConfig(train=recipe),
-                             out=out / "supernet", data_dir=cfg.data_dir, progress=progress)
+                             out=out / "supernet", data_dir=cfg.data_dir, data_options=cfg.data_options,
+                             progress=progress)
 
 
 def data_seed(cfg: SearchConfig) -> int:

@@ -48,8 +48,9 @@ class Measurer:
 
 
 def _predicted(row) -> dict[str, float]:
-    return {"val_acc": float(row.val_acc), "latency_ms": float(row.pred_latency_ms),
-            "peak_mem_mb": float(row.pred_peak_mem_mb)}
+    se = getattr(row, "val_acc_se", None)  # a trial told before standard errors were recorded has none
+    return {"val_acc": float(row.val_acc), "val_acc_se": None if se is None or se != se else float(se),
+            "latency_ms": float(row.pred_latency_ms), "peak_mem_mb": float(row.pred_peak_mem_mb)}
 
 
 def _picked(budget: Budget, arch: ArchConfig, measured: dict[str, Any], *, trial_number: int | None,
@@ -169,6 +170,7 @@ def smallest_record(trials, supernet, scorer: ArchScorer, measure: Measurer) -> 
             "pred_peak_mem_mb": float(min(done["pred_peak_mem_mb"].min(), s.peak_mem_mb)),
             "measured_latency_ms": m["latency_ms"], "measured_peak_mem_mb": m["peak_mem_mb"],
             "min_arch_id": min_arch.arch_id, "min_arch": min_arch.to_dict(),
-            "min_arch_predicted": {"val_acc": float(s.val_acc), "latency_ms": float(s.latency_ms),
+            "min_arch_predicted": {"val_acc": float(s.val_acc), "val_acc_se": float(s.val_acc_se),
+                                   "latency_ms": float(s.latency_ms),
                                    "peak_mem_mb": float(s.peak_mem_mb)}}
 

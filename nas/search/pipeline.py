@@ -40,6 +40,7 @@ from nas.report import write_report
 from nas.rundir import CONFIG, PICKS, SUMMARY, TRIALS, default_run_dir, read_run_config, write_json
 from nas.search.budgets import Budget
 from nas.search.config import SearchConfig, SearchResult
+from nas.search.noise import accuracy_spread, compare_to_cheaper, noise_statement
 from nas.search.phases import data_seed, load_predictors, obtain_predictors, obtain_supernet, scoring, search_budgets
 from nas.search.picks import Measurer, pick, smallest_record
 from nas.search.resume import (
@@ -109,6 +110,8 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     smallest = smallest_record(trials, supernet, scorer, measure)
     picks = [pick(b, i, trials, measure, smallest, session.cfg.measure_candidates)
              for i, b in enumerate(tqdm(budgets, desc="measure picks", unit="budget", disable=not progress))]
+    for p in picks:
+        p["vs_cheaper"] = compare_to_cheaper(p, pareto, scorer.n_val)
     session.timed("measure_s", time.perf_counter() - t)
 
     t = time.perf_counter()
@@ -116,6 +119,8 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     session.timed("export_s", time.perf_counter() - t)
     write_json(session.out / PICKS, {"picks": picks, "smallest": smallest}, default=str)
     summary = _summary(session, trials, ran, scorer, pareto, picks, minutes=(time.perf_counter() - t_start) / 60.0)
+    spread = accuracy_spread(trials, scorer.n_val)
+    summary["accuracy_noise"] = {**spread, "statement": noise_statement(spread)}
     write_json(session.out / SUMMARY, summary, default=str)
     report = write_report(session.out)
     return SearchResult(run_dir=session.out, budgets=budgets, picks=picks, summary=summary, report=report)
@@ -135,7 +140,7 @@ def _start(config: SearchConfig, progress: bool):
     t = time.perf_counter()
     supernet = obtain_supernet(cfg, out, progress) if cfg.supernet is not None else None
     split_seed = resumed_data_seed(cfg, recorded, out) if recorded is not None else data_seed(cfg)
-    splits = load_dataset(cfg.dataset, seed=split_seed, data_dir=cfg.data_dir)
+    splits = load_dataset(cfg.dataset, seed=split_seed, data_dir=cfg.data_dir, **cfg.data_options)
     check_data(create_space(cfg.space), splits)
     supernet_s = time.perf_counter() - t
     preds = load_predictors(Path(cfg.predictors), cfg, fp.to_dict()) if cfg.predictors is not None else None
@@ -198,6 +203,8 @@ def _export_picks(session: _Session, supernet, splits: DatasetSplits, picks: lis
                 "predicted_peak_mem_mb": p["predicted"]["peak_mem_mb"], "device": session.fingerprint.name,
                 "batch_size": cfg.batch_size, "budget": p["budget"]["label"], "dataset": cfg.dataset,
                 "input": splits.input_spec()}
+        if splits.license:
+            card["data_license"] = splits.license
         export_model(supernet.extract(arch).eval(), arch, session.out / p["export_dir"], formats=cfg.formats,
                      card=card)
 

@@ -60,7 +60,8 @@ def with_recorded_settings(config: SearchConfig, stored: dict[str, Any] | None) 
                    study_name=config.study_name or stored.get("study_name"),
                    supernet=config.supernet or stored.get("supernet"),
                    predictors=config.predictors or stored.get("predictors"),
-                   data_dir=config.data_dir or stored.get("data_dir"))
+                   data_dir=config.data_dir or stored.get("data_dir"),
+                   data_options=config.data_options or dict(stored.get("data_options") or {}))
 
 
 def read_search_record(out: Path) -> dict[str, Any]:

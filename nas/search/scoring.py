@@ -4,17 +4,21 @@
 
 - ``val_acc``: the inherited-weight validation accuracy from the trained supernet (one forward
   over the validation split per architecture, under ``torch.inference_mode``), cached by
-  ``arch_id`` — a search that proposes an architecture again pays nothing;
+  ``arch_id`` — a search that proposes an architecture again pays nothing — with its binomial
+  standard error ``val_acc_se`` = √(p(1 − p) / n) on the ``n`` validation images, and the mean
+  cross-entropy ``val_loss`` of the same forward (the objective of ``--accuracy-metric loss``);
 - ``latency_ms`` and ``peak_mem_mb``: the latency and memory predictors' estimates at the
   deployment batch size, one batched call per predictor for the whole batch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from nas.objectives import by_value
@@ -23,7 +27,15 @@ from search_spaces.arch import ArchConfig
 from search_spaces.elastic import QuadraSupernet
 from search_spaces.layers import check_positive_int
 
-__all__ = ["ArchScore", "ArchScorer"]
+__all__ = ["ACCURACY_METRICS", "ArchScore", "ArchScorer", "binomial_se"]
+
+# --accuracy-metric: the objective value name each stands for.
+ACCURACY_METRICS = {"acc": "val_acc", "loss": "val_loss"}
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of an accuracy ``p`` measured on ``n`` images: √(p(1 − p) / n)."""
+    return math.sqrt(max(p * (1.0 - p), 0.0) / n)
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,8 @@ class ArchScore:
     val_acc: float  # in [0, 1]
     latency_ms: float  # predicted, at the deployment batch size
     peak_mem_mb: float  # predicted peak inference memory
+    val_acc_se: float = float("nan")  # binomial standard error of val_acc
+    val_loss: float = float("nan")  # mean cross-entropy on the validation split (inherited weights)
 
     def objective(self, value: str) -> float:
         """The score of the objective named ``value`` (``val_acc``, …; :data:`nas.objectives.OBJECTIVES`)."""
@@ -68,19 +82,31 @@ class ArchScorer:
         self._n_val = len(y)
         if self._n_val == 0:
             raise ValueError("the validation split is empty")
-        self._acc: dict[str, float] = {}
+        self._acc: dict[str, tuple[float, float]] = {}
         self.evaluations = 0  # supernet forwards actually run (cache misses)
 
+    @property
+    def n_val(self) -> int:
+        return self._n_val
+
     @torch.inference_mode()
-    def accuracy(self, arch: ArchConfig) -> float:
-        """Inherited-weight validation accuracy of ``arch`` (cached by ``arch_id``)."""
+    def evaluate(self, arch: ArchConfig) -> tuple[float, float]:
+        """Inherited-weight ``(accuracy, mean loss)`` of ``arch`` on the validation split (cached by ``arch_id``)."""
         key = arch.arch_id
         if key not in self._acc:
             self.supernet.set_active(self.space.validate(arch))
-            correct = sum(int((self.supernet(x).argmax(dim=-1) == y).sum()) for x, y in self._chunks)
-            self._acc[key] = correct / self._n_val
+            correct, loss = 0, 0.0
+            for x, y in self._chunks:
+                logits = self.supernet(x)
+                correct += int((logits.argmax(dim=-1) == y).sum())
+                loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            self._acc[key] = (correct / self._n_val, loss / self._n_val)
             self.evaluations += 1
         return self._acc[key]
+
+    def accuracy(self, arch: ArchConfig) -> float:
+        """Inherited-weight validation accuracy of ``arch`` (cached by ``arch_id``)."""
+        return self.evaluate(arch)[0]
 
     def score(self, archs: Sequence[ArchConfig]) -> list[ArchScore]:
         archs = list(archs)
@@ -88,5 +114,9 @@ class ArchScorer:
             return []
         lat = self.latency.predict(archs, self.batch_size)
         mem = self.memory.predict(archs, self.batch_size)
-        return [ArchScore(arch=a, val_acc=self.accuracy(a), latency_ms=float(lt), peak_mem_mb=float(m))
-                for a, lt, m in zip(archs, lat, mem)]
+        out = []
+        for a, lt, m in zip(archs, lat, mem):
+            acc, loss = self.evaluate(a)
+            out.append(ArchScore(arch=a, val_acc=acc, latency_ms=float(lt), peak_mem_mb=float(m),
+                                 val_acc_se=binomial_se(acc, self._n_val), val_loss=loss))
+        return out

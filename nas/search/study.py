@@ -270,7 +270,8 @@ def _score_and_tell(study: optuna.Study, trials: list[optuna.Trial], space: Sear
         # trial another worker failed meanwhile is left failed: its architecture is asked again.
         if not _still_running(trial.set_user_attr, SCORE_ATTR, {
                 "arch_id": s.arch.arch_id, "arch_json": s.arch.to_json(), "val_acc": s.val_acc,
-                "pred_latency_ms": s.latency_ms, "pred_peak_mem_mb": s.peak_mem_mb,
+                "val_acc_se": s.val_acc_se, "val_loss": s.val_loss, "pred_latency_ms": s.latency_ms,
+                "pred_peak_mem_mb": s.peak_mem_mb,
                 "feasible_budgets": [b.meets(s.latency_ms, s.peak_mem_mb) for b in budgets],
                 "score_s": per_trial_s}):
             continue

@@ -27,7 +27,8 @@ def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
         feas = ua.get("feasible_budgets") or [None] * n_budgets
         constraint = budget_constraint(t) if t.state == TrialState.COMPLETE else None
         row = {"number": t.number, "state": t.state.name,
-               "val_acc": ua.get("val_acc"), "pred_latency_ms": ua.get("pred_latency_ms"),
+               "val_acc": ua.get("val_acc"), "val_acc_se": ua.get("val_acc_se"), "val_loss": ua.get("val_loss"),
+               "pred_latency_ms": ua.get("pred_latency_ms"),
                "pred_peak_mem_mb": ua.get("pred_peak_mem_mb"), "constraint": constraint,
                "feasible": None if constraint is None else bool(constraint <= 0)}
         row.update({f"feasible_b{i}": feas[i] if i < len(feas) else None for i in range(n_budgets)})
@@ -46,7 +47,8 @@ def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
 
 def trial_columns(n_budgets: int) -> list[str]:
     """The columns of ``trials.csv`` (also those of an empty study's table)."""
-    return (["number", "state", "val_acc", "pred_latency_ms", "pred_peak_mem_mb", "constraint", "feasible"]
+    return (["number", "state", "val_acc", "val_acc_se", "val_loss", "pred_latency_ms", "pred_peak_mem_mb",
+             "constraint", "feasible"]
             + [f"feasible_b{i}" for i in range(n_budgets)]
             + ["worker", "surplus", "arch_id", "n_quadratic", "n_blocks", "depths", "widths", "arch_json", "duration_s",
                "datetime_complete"])

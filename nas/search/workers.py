@@ -100,7 +100,8 @@ def _search_worker(cfg: SearchConfig, budgets: list[Budget], data_seed: int, on_
     fp = device_fingerprint(cfg.device, threads=cfg.threads)
     supernet = obtain_supernet(cfg, out, progress=False)
     preds = obtain_predictors(cfg, out, fp.to_dict(), progress=False)
-    splits = load_dataset(cfg.dataset, seed=data_seed, data_dir=cfg.data_dir)  # the main process's split
+    splits = load_dataset(cfg.dataset, seed=data_seed, data_dir=cfg.data_dir,
+                          **cfg.data_options)  # the main process's split
     scorer, problem = scoring(cfg, supernet, preds, splits.val, budgets, fp.fingerprint_id)
     study = open_study(storage=cfg.storage, study_name=cfg.study_name, problem=problem,
                        sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),

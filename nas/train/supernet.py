@@ -143,6 +143,7 @@ def train_supernet(
     config: SupernetConfig,
     out: str | Path,
     data_dir: str | Path | None = None,
+    data_options: dict[str, Any] | None = None,
     resume: bool = False,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
@@ -151,10 +152,12 @@ def train_supernet(
     sp = create_space(space)
     tc = config.train
     out = Path(out)
-    splits = load_dataset(dataset, seed=tc.seed, data_dir=data_dir)
+    data_options = dict(data_options or {})
+    splits = load_dataset(dataset, seed=tc.seed, data_dir=data_dir, **data_options)
     check_data(sp, splits)
     run_config = {"space": space, "dataset": dataset, "seed": tc.seed,
-                  "data_dir": None if data_dir is None else str(data_dir), "supernet": config.to_dict()}
+                  "data_dir": None if data_dir is None else str(data_dir), "data_options": data_options,
+                  "supernet": config.to_dict()}
     ctx = init_distributed(tc.device)
     try:
         state = prepare_run(out, resume, run_config)
@@ -270,7 +273,8 @@ def _train(sp, splits, config, run_config, out, state, ctx: DistContext, progres
 
 
 def finished_supernet(*, space: str, dataset: str, config: SupernetConfig, out: str | Path,
-                      data_dir: str | Path | None = None, progress: bool = True) -> QuadraSupernet:
+                      data_dir: str | Path | None = None, data_options: dict[str, Any] | None = None,
+                      progress: bool = True) -> QuadraSupernet:
     """The supernet of run directory ``out`` in eval mode: loaded when its training finished,
     else trained — resumed when ``out`` already holds part of a run (a checkpoint, or only the
     ``config.json`` of a run stopped before its first checkpoint; killed writers' temporary files
@@ -279,6 +283,7 @@ def finished_supernet(*, space: str, dataset: str, config: SupernetConfig, out: 
     if (out / "supernet.safetensors").is_file():
         return load_supernet(out)[0]
     result = train_supernet(space=space, dataset=dataset, config=config, out=out, data_dir=data_dir,
+                            data_options=data_options,
                             resume=bool(run_entries(out)), progress=progress)
     return result.supernet.eval()
 

@@ -49,7 +49,8 @@ def check_data(space: SearchSpace, splits: DatasetSplits) -> None:
     if tuple(splits.input_shape) != space.input_shape or splits.num_classes != space.num_classes:
         raise ValueError(
             f"space {space.name!r} expects inputs {space.input_shape} with {space.num_classes} classes; "
-            f"dataset {splits.name!r} gives {tuple(splits.input_shape)} with {splits.num_classes}"
+            f"dataset {splits.name!r} gives {tuple(splits.input_shape)} with {splits.num_classes}; a space template "
+            f"(s, m, l) fits itself to any dataset (e.g. --space s)"
         )
 
 

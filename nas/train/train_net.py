@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 from safetensors.torch import save_file
 
@@ -29,15 +30,18 @@ def train_net(
     dataset: str,
     config: TrainConfig,
     data_dir: str | Path | None = None,
+    data_options: dict[str, Any] | None = None,
     out: str | Path | None = None,
     progress: bool = True,
 ) -> tuple[TrainResult, Path]:
     """Train preset ``model`` on ``dataset``; returns the result and the run directory."""
-    splits = load_dataset(dataset, seed=config.seed, data_dir=data_dir)
+    data_options = dict(data_options or {})
+    splits = load_dataset(dataset, seed=config.seed, data_dir=data_dir, **data_options)
     net_config = model_config(model, input_shape=splits.input_shape, num_classes=splits.num_classes)
     run_dir = prepare_run_dir(out if out is not None else default_run_dir("train", model, dataset))
     write_json(run_dir / "config.json", {
         "model": model, "dataset": dataset, "data_dir": None if data_dir is None else str(data_dir),
+        "data_options": data_options,
         "net": net_config.to_dict(), "train": asdict(config), "splits": splits.sizes})
     set_seed(config.seed)
     net = create_model(model, input_shape=splits.input_shape, num_classes=splits.num_classes)

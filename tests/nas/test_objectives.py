@@ -29,7 +29,8 @@ def test_every_objective_is_scored_and_tabled():
         assert objective.score in score_fields  # the scorer gives it
         assert objective.column in trial_columns(2)  # trials.csv holds it
         assert by_value(objective.value) is objective
-    assert list(OBJECTIVES) == ["accuracy", "latency", "memory"]
+    assert list(OBJECTIVES) == ["accuracy", "latency", "memory", "loss"]
+    assert [n for n, o in OBJECTIVES.items() if o.default] == ["accuracy", "latency", "memory"]
 
 
 def test_lookups_follow_the_table():

@@ -1,6 +1,7 @@
 """The notebooks in ``notebooks/``: committed without outputs, and executed end to end with small
 settings (``QUADRANAS_SMALL=1``) in a fresh kernel of this interpreter, in order — notebook 03
-reads the search run notebook 01 made (``QUADRANAS_RUN_DIR``)."""
+reads the search run notebook 01 made (``QUADRANAS_RUN_DIR``); notebook 04 searches a folder of PNG
+files the test writes (``QUADRANAS_DATA_DIR``) and classifies a new one (``QUADRANAS_NEW_IMAGE``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from support import REPO
 
 ROOT = REPO  # the repository root
 NOTEBOOKS = ROOT / "notebooks"
-EXPECTED = ("01_quickstart.ipynb", "02_predictors.ipynb", "03_quadratic_vs_first_order.ipynb")
+EXPECTED = ("01_quickstart.ipynb", "02_predictors.ipynb", "03_quadratic_vs_first_order.ipynb",
+            "04_your_own_data.ipynb")
 CELL_TIMEOUT_S = 600
 
 
@@ -156,3 +158,23 @@ def test_03_quadratic_vs_first_order(executed):
     assert "Δ acc (points)" in _text(nb)
     total = sum(executed.seconds.values())
     print(f"notebooks executed in {total:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in executed.seconds.items()))
+
+
+@pytest.mark.slow
+def test_04_your_own_data(executed, tmp_path):
+    from PIL import Image
+
+    from support.images import class_image, write_folder
+
+    write_folder(tmp_path / "images", per_class=14, split_layout=True)
+    new = tmp_path / "new.png"
+    Image.fromarray(class_image(1, 99)).save(new)  # a "dog" the search never saw
+    nb = executed.run("04_your_own_data.ipynb", QUADRANAS_DATA_DIR=str(tmp_path / "images"),
+                      QUADRANAS_NEW_IMAGE=str(new))
+    run_dir = executed.out("04_your_own_data.ipynb") / "search"
+    cfg = __import__("json").loads((run_dir / "config.json").read_text())
+    assert cfg["space"] == "s-3x16x16-3c" and cfg["dataset"] == "imagefolder"
+    assert not (executed.out("04_your_own_data.ipynb") / "images").exists()  # the given folder, not the example
+    text = _text(nb)
+    assert "new.png: predicted class" in text and "ONNX Runtime and PyTorch agree" in text
+    assert _n_images(nb) >= 2  # the Pareto plot and the new image

@@ -19,6 +19,7 @@ import pytest
 from nas.cli import main
 from search_spaces.arch import ArchConfig, ArchError, BlockArch, StageArch
 from search_spaces.space import SPACES, SearchSpace, create_space, load_arch, register_space, space_names
+from search_spaces.templates import TEMPLATES, template_names
 
 PRESETS = ("cifar10-m", "digits-s", "imagenet-quadranet-t")
 
@@ -547,9 +548,11 @@ def test_cli_space_list(capsys):
     assert main(["space", "list"]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.strip()]
-    assert [r[0] for r in rows] == space_names()
-    for row in rows:
+    assert [r[0] for r in rows] == space_names() + template_names()
+    for row in rows[:len(space_names())]:
         assert row[1] == f"{create_space(row[0]).size():.3e}"
+    for row, name in zip(rows[len(space_names()):], template_names()):
+        assert row[1] == "template" and f"(native {TEMPLATES[name].native_px}px)" in " ".join(row)
 
 
 def test_cli_space_show(capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nas.cli.base import Command
 from nas.cli.commands.bench import (
     BenchMixer,
+    BenchPicks,
     BenchPredictors,
     BenchRanking,
     BenchReliability,
@@ -22,7 +23,7 @@ __all__ = ["COMMANDS", "GROUPS"]
 COMMANDS: dict[tuple[str, ...], type[Command]] = {cls.name: cls for cls in (
     Models, Datasets, TrainNet, SpaceList, SpaceShow, SpaceSample, TrainSupernet, SupernetEval, Profile,
     PredictorsFit, PredictorsRefit, PredictorsShow, PredictorsPredict, Search, Export, Report,
-    BenchMixer, BenchRanking, BenchPredictors, BenchStaircase, BenchSearch, BenchReliability,
+    BenchMixer, BenchRanking, BenchPicks, BenchPredictors, BenchStaircase, BenchSearch, BenchReliability,
 )}
 
 # The commands that group actions: their help and what `nas GROUP --help` calls the action.

@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 from nas.cli.base import Command
 from nas.cli.options import Opt, add_config_options, config_values
 
-__all__ = ["BenchMixer", "BenchPredictors", "BenchRanking", "BenchReliability", "BenchSearch", "BenchStaircase"]
+__all__ = ["BenchMixer", "BenchPicks", "BenchPredictors", "BenchRanking", "BenchReliability", "BenchSearch",
+           "BenchStaircase"]
 
 
 def _print_fields(record: dict, keys, fmt: str = ".4f") -> None:
@@ -154,6 +155,45 @@ class BenchRanking(_RunDirBench):
         out = getattr(args, "out", None)
         if out and Path(out).is_dir():
             return f"; the runs so far are in {out}: run the same command with --out {out} --resume"
+        return ""
+
+
+class BenchPicks(_RunDirBench):
+    name = ("bench", "picks")
+    help = "the search's pick against random architectures and a uniform QuadraNet, trained from scratch"
+    kind = "bench-picks"
+    record_file = "picks_bench.json"
+
+    def bench(self):
+        from nas.bench.picks import PicksBenchConfig, run_picks_bench
+
+        return PicksBenchConfig, run_picks_bench
+
+    def options(self, parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
+        parser.add_argument("--resume", action="store_true", help="continue the stopped benchmark in --out")
+        return add_config_options(parser, config_cls)
+
+    def run_dir(self, config: Any, args: argparse.Namespace) -> Path:
+        if args.resume and not args.out:
+            raise ValueError("--resume needs --out: the benchmark's run directory to continue")
+        return super().run_dir(config, args)
+
+    def execute(self, run_bench, config, out, args):
+        return run_bench(config, out=out, progress=not args.no_progress, resume=args.resume)
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
+        print(f"budget {record['budget']['label']}, {record['seeds']} seeds x {record['epochs']} epochs, "
+              f"test accuracy:")
+        for r in record["networks"]:
+            print(f"  {r['role']:8s} {r['arch_id']}  {r['mean_test_acc']:6.2f} ± {r['se_test_acc']:.2f} %  "
+                  f"{r['params']:>8,d} params  {r['latency_ms']:.3f} ms  {r['peak_mem_mb']:.2f} MB")
+        print(f"pick rank {record['pick_rank']} of {record['n_networks']}; gap to the random median "
+              f"{record['gap_to_random_median_points']:+.2f} points; {record['minutes']:.1f} min")
+
+    def interrupted(self, args: argparse.Namespace) -> str:
+        out = getattr(args, "out", None)
+        if out and Path(out).is_dir():
+            return f"; what was done is kept in {out}: run the same command with --out {out} --resume"
         return ""
 
 

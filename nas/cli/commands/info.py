@@ -34,7 +34,7 @@ class Datasets(Command):
         from nas.data import DATASETS
 
         for name in sorted(DATASETS):
-            print(f"{name:10s} {DATASETS[name].description}")
+            print(f"{name:17s} {DATASETS[name].description}")
         return 0
 
 
@@ -44,10 +44,13 @@ class SpaceList(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from search_spaces.space import create_space, space_names
+        from search_spaces.templates import TEMPLATES
 
         for name in space_names():
             sp = create_space(name)
             print(f"{name:22s} {sp.size():>12.3e} architectures  {sp.description}")
+        for name, t in sorted(TEMPLATES.items()):
+            print(f"{name:22s} {'template':>12s} (native {t.native_px}px) {t.description}; fitted to --dataset")
         return 0
 
 
@@ -56,12 +59,22 @@ class SpaceShow(Command):
     help = "print a space's dimensions and size"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("name")
+        from nas.cli.options import add_data_options
+
+        parser.add_argument("name", help="a space, or a template (s, m, l) with --dataset to fit it to")
+        parser.add_argument("--dataset", default=None, help="the dataset a template is fitted to (see `nas datasets`)")
+        parser.add_argument("--data-dir", default=None, help="the dataset's folder or file")
+        add_data_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        from nas.cli.options import data_options
+        from nas.data.task import resolve_task
         from search_spaces.space import create_space
 
-        print(create_space(args.name).describe())
+        task = resolve_task(args.name, args.dataset, data_dir=args.data_dir, data_options=data_options(args))
+        print(create_space(task.space).describe())
+        if task.data_options:
+            print(f"  data options: {', '.join(f'{k}={v}' for k, v in task.data_options.items())}")
         return 0
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from nas.cli.base import Command
-from nas.cli.options import Opt, add_config_options, config_values
+from nas.cli.options import Opt, add_config_options, add_data_options, config_values, data_options
 
 __all__ = ["Export", "Report", "Search"]
 
@@ -21,16 +21,19 @@ class Search(Command):
         from nas.objectives import OBJECTIVES
         from nas.search import SAMPLERS, SearchConfig
 
-        fields = add_config_options(parser, SearchConfig, overrides={
+        fields = add_config_options(parser, SearchConfig, exclude=("data_options",), overrides={
             "latency_budgets_ms": Opt(flag="--latency-budget-ms"),
             "memory_budgets_mb": Opt(flag="--memory-budget-mb"),
-            "objectives": Opt(help=f"comma-separated subset of {','.join(OBJECTIVES)} (default: all)"),
+            "objectives": Opt(help=f"comma-separated subset of {','.join(OBJECTIVES)} (default: "
+                                   f"{','.join(n for n, o in OBJECTIVES.items() if o.default)})"),
+            "accuracy_metric": Opt(choices=("acc", "loss")),
             "sampler": Opt(help="the study's sampler: " + "; ".join(f"{s.name} = {s.description}"
                                                                     for s in SAMPLERS.values())),
             "formats": Opt(flag="--format", help=f"export formats of the picks, comma-separated: "
                                                  f"{', '.join(FORMATS)} (default: all)"),
         })
         parser.set_defaults(search_fields=fields)
+        add_data_options(parser)
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -39,8 +42,8 @@ class Search(Command):
 
         if args.out is None and not args.resume:  # named now, so that an interrupted run can say where it is
             args.out = str(default_run_dir("search", args.space))
-        result = run_search(SearchConfig(**config_values(SearchConfig, args, args.search_fields)),
-                            progress=not args.no_progress)
+        result = run_search(SearchConfig(**config_values(SearchConfig, args, args.search_fields),
+                                         data_options=data_options(args)), progress=not args.no_progress)
         s = result.summary
         print(f"run directory: {result.run_dir}")
         print(f"{s['trials_completed']} trials ({s['trials_this_session']} this session, "
@@ -57,6 +60,17 @@ class Search(Command):
                   f"memory {me['peak_mem_mb']:.2f} MB (predicted {pr['peak_mem_mb']:.2f}) -> {p['export_dir']}")
             if p["status"] != "met":
                 print(f"  {p['message']}")
+            if pr.get("val_acc_se") is not None:
+                line = f"  inherited val_acc {100 * pr['val_acc']:.2f} ± {100 * pr['val_acc_se']:.2f}%"
+                cheaper = p.get("vs_cheaper")
+                if cheaper:
+                    line += (f"; {'distinguishable' if cheaper['distinguishable'] else 'not distinguishable'} from "
+                             f"the next cheaper Pareto-optimal {cheaper['arch_id']} ({cheaper['diff_points']:+.2f} "
+                             f"points, z = {cheaper['z']:.2f})")
+                print(line)
+        noise = s.get("accuracy_noise") or {}
+        if noise.get("statement"):
+            print(f"accuracy: {noise['statement']}")
         print(f"report: {result.report.get('html')}")
         for p in result.infeasible:
             print(f"nas-search: error: {p['message']}", file=sys.stderr)

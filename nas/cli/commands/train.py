@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from nas.cli.base import Command
-from nas.cli.options import Opt, add_config_options, config_values
+from nas.cli.options import Opt, add_config_options, add_data_options, config_values, data_options
 
 __all__ = ["SupernetEval", "TrainNet", "TrainSupernet"]
 
@@ -25,7 +25,9 @@ class TrainNet(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--model", required=True, help="preset name (see `nas models`)")
         parser.add_argument("--dataset", required=True, help="dataset name (see `nas datasets`)")
-        parser.add_argument("--data-dir", default=None, help="directory holding the dataset files (cifar10)")
+        parser.add_argument("--data-dir", default=None, help="the dataset's folder or file (cifar10, imagefolder, "
+                                                             "csv, npz)")
+        add_data_options(parser)
         parser.set_defaults(train_fields=_train_options(parser))
         parser.add_argument("--out", default=None, help="run directory (default: results/train-MODEL-DATASET-TIME)")
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -37,7 +39,7 @@ class TrainNet(Command):
         check_device(args.device, name="--device", available=True)
         config = TrainConfig(**config_values(TrainConfig, args, args.train_fields))
         result, run_dir = train_net(model=args.model, dataset=args.dataset, config=config, data_dir=args.data_dir,
-                                    out=args.out, progress=not args.no_progress)
+                                    data_options=data_options(args), out=args.out, progress=not args.no_progress)
         best_val = max(r.val_acc for r in result.history)
         print(f"run directory: {run_dir}")
         print(f"{args.model} on {args.dataset}: test_acc={100 * result.test_acc:.2f}% "
@@ -52,9 +54,12 @@ class TrainSupernet(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from nas.train import SupernetConfig
 
-        parser.add_argument("--space", required=True, help="search space (see `nas space list`)")
+        parser.add_argument("--space", required=True, help="search space, or a template (s, m, l) fitted to "
+                                                           "--dataset (see `nas space list`)")
         parser.add_argument("--dataset", required=True, help="dataset name (see `nas datasets`)")
-        parser.add_argument("--data-dir", default=None, help="directory holding the dataset files (cifar10)")
+        parser.add_argument("--data-dir", default=None, help="the dataset's folder or file (cifar10, imagefolder, "
+                                                             "csv, npz)")
+        add_data_options(parser)
         parser.add_argument("--out", required=True, help="run directory")
         parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
         parser.set_defaults(train_fields=_train_options(parser, epochs=Opt(default=40)),
@@ -68,13 +73,17 @@ class TrainSupernet(Command):
         check_device(args.device, name="--device", available=True)
         config = SupernetConfig(train=TrainConfig(**config_values(TrainConfig, args, args.train_fields)),
                                 **config_values(SupernetConfig, args, args.supernet_fields))
-        result = train_supernet(space=args.space, dataset=args.dataset, config=config, out=args.out,
-                                data_dir=args.data_dir, resume=args.resume, progress=not args.no_progress)
+        from nas.data.task import resolve_task
+
+        task = resolve_task(args.space, args.dataset, data_dir=args.data_dir, data_options=data_options(args))
+        result = train_supernet(space=task.space, dataset=task.dataset, config=config, out=args.out,
+                                data_dir=args.data_dir, data_options=task.data_options, resume=args.resume,
+                                progress=not args.no_progress)
         log = result.log
         if not result.is_main:
             return 0
         print(f"run directory: {result.run_dir}")
-        print(f"supernet {args.space} on {args.dataset}: {log['steps']} steps, inherited val_acc "
+        print(f"supernet {task.space} on {task.dataset}: {log['steps']} steps, inherited val_acc "
               f"largest={100 * log['val_acc_max']:.2f}% smallest={100 * log['val_acc_min']:.2f}% "
               f"time={log['seconds_this_session']:.1f}s world_size={log['world_size']}")
         return 0
@@ -107,7 +116,8 @@ class SupernetEval(Command):
         supernet, run_config = load_supernet(args.checkpoint)
         arch = load_arch(args.arch, supernet.space)
         data_dir = args.data_dir if args.data_dir is not None else run_config.get("data_dir")
-        splits = load_dataset(run_config["dataset"], seed=run_config["seed"], data_dir=data_dir)
+        splits = load_dataset(run_config["dataset"], seed=run_config["seed"], data_dir=data_dir,
+                              **(run_config.get("data_options") or {}))
         loss, acc = evaluate_arch(supernet, arch, splits.val, device=args.device)
         print(f"arch {arch.arch_id} ({arch.describe()}): inherited val_acc={100 * acc:.2f}% val_loss={loss:.4f} "
               f"on {run_config['dataset']} ({len(splits.val)} images)")

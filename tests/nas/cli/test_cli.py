@@ -48,7 +48,8 @@ def test_models_lists_every_preset(capsys):
 def test_datasets_lists_every_dataset(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
-    assert _first_column(out) == ["cifar10", "digits", "synthetic"] == dataset_names()
+    assert _first_column(out) == ["cifar10", "cluttered-digits", "csv", "digits", "elpv", "imagefolder", "npz",
+                                  "synthetic"] == dataset_names()
 
 
 def test_console_script_entry_point():

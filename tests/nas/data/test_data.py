@@ -21,6 +21,7 @@ from nas.data import (
     load_dataset,
 )
 from nas.data.splits import split_indices
+from support.images import write_csv, write_folder, write_npz
 
 PER_BATCH = 20  # fake CIFAR-10 batches: 5 x 20 train images, 20 test images
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
@@ -66,11 +67,30 @@ def _load_any(name: str, tmp_path: Path, seed: int = 0) -> DatasetSplits:
     if name == "synthetic":
         return load_dataset(name, seed=seed, input_shape=(2, 5, 6), num_classes=3,
                             n_train=40, n_val=10, n_test=12)
+    if name == "cluttered-digits":
+        return load_dataset(name, seed=seed, n_train=60, n_val=20, n_test=20)
+    if name == "imagefolder":
+        if not (tmp_path / "cat").exists():
+            write_folder(tmp_path)
+        return load_dataset(name, seed=seed, data_dir=tmp_path, image_size=16)
+    if name == "csv":
+        if not (tmp_path / "labels.csv").exists():
+            write_csv(tmp_path)
+        return load_dataset(name, seed=seed, data_dir=tmp_path / "labels.csv", image_column="file",
+                            label_column="species", image_size=16)
+    if name == "npz":
+        if not (tmp_path / "d.npz").exists():
+            write_npz(tmp_path / "d.npz")
+        return load_dataset(name, seed=seed, data_dir=tmp_path / "d.npz")
+    if name == "elpv":
+        pytest.importorskip("elpv_dataset", reason="the elpv extra is not installed")
+        return load_dataset(name, seed=seed, image_size=16)
     return load_dataset(name, seed=seed)
 
 
 def test_registry_names() -> None:
-    assert dataset_names() == ["cifar10", "digits", "synthetic"]
+    assert dataset_names() == ["cifar10", "cluttered-digits", "csv", "digits", "elpv", "imagefolder", "npz",
+                               "synthetic"]
     assert all(issubclass(cls, DatasetSource) and cls.name == name and cls.description
                for name, cls in DATASETS.items())
 
@@ -89,6 +109,11 @@ def test_contract(name: str, tmp_path: Path) -> None:
         assert 0 <= int(y.min()) and int(y.max()) < ds.num_classes
     again = _load_any(name, tmp_path)
     assert torch.equal(ds.train.tensors[0], again.train.tensors[0])
+    assert torch.equal(ds.test.tensors[1], again.test.tensors[1])
+    spec = ds.input_spec()
+    assert spec["shape"][1:] == list(ds.input_shape) and spec["class_names"] == list(ds.class_names)
+    if ds.pixel_max is not None:  # pixels are normalised with the train split's own constants
+        assert ds.train.tensors[0].double().mean(dim=(0, 2, 3)).abs().max() < 1e-4
 
 
 # ---- digits ---------------------------------------------------------------------------------
@@ -145,7 +170,7 @@ def test_digits_normalisation_uses_train_constants() -> None:
 def test_digits_ignores_data_dir_and_rejects_unknown_kwargs() -> None:
     with pytest.warns(UserWarning, match="data_dir='/nonexistent' is ignored"):
         assert load_dataset("digits", data_dir="/nonexistent").sizes["test"] == 270
-    with pytest.raises(TypeError, match="colour"):
+    with pytest.raises(ValueError, match="colour"):
         load_dataset("digits", colour=True)
 
 
@@ -436,7 +461,7 @@ def test_synthetic_bad_args(kwargs: dict, match: str) -> None:
 
 
 def test_synthetic_unknown_kwarg_lists_valid() -> None:
-    with pytest.raises(TypeError, match="n_trian.*valid: input_shape, num_classes, n_train"):
+    with pytest.raises(ValueError, match="n_trian.*valid: input_shape, num_classes, n_train"):
         load_dataset("synthetic", n_trian=5)
 
 
@@ -449,7 +474,8 @@ def test_bad_seed(seed) -> None:
 # ---- registry -------------------------------------------------------------------------------
 
 def test_unknown_dataset_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match="'mnist'.*valid names: cifar10, digits, synthetic"):
+    valid = "cifar10, cluttered-digits, csv, digits, elpv, imagefolder, npz, synthetic"
+    with pytest.raises(ValueError, match=f"'mnist'.*valid names: {valid}"):
         load_dataset("mnist")
 
 
