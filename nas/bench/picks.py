@@ -63,7 +63,7 @@ _MAX_DRAWS_PER_RANDOM = 40
 @dataclass(frozen=True)
 class PicksBenchConfig:
     space: str = "s"  # search space, or a template (s, m, l) fitted to --dataset
-    dataset: str | None = "cluttered-digits"  # dataset (see `nas datasets`; none: the space's own)
+    dataset: str | None = "cluttered-digits"  # dataset (see `nas datasets`)
     data_dir: str | None = None  # the dataset's folder or file
     latency_budget_ms: float | None = None  # the budget's latency limit (default: the search's tighter automatic one)
     memory_budget_mb: float | None = None  # the budget's memory limit
@@ -107,18 +107,18 @@ def uniform_candidates(space: SearchSpace) -> list[ArchConfig]:
     return list(seen.values())
 
 
-def _measure(space: SearchSpace, arch: ArchConfig, config: PicksBenchConfig, batch_size: int,
-             threads: int | None) -> dict[str, Any]:
+def _measure(space: SearchSpace, arch: ArchConfig, search_cfg: dict[str, Any]) -> dict[str, Any]:
+    """As the search's picks are measured: its device, batch size, threads and seed."""
     net = QuadraNet(space.to_net_config(arch)).eval()
-    rec = profile(net, device=config.device, batch_size=batch_size, threads=threads, with_ops=False,
-                  seed=config.seed)
-    return {"latency_ms": rec.latency.median_ms, "peak_mem_mb": rec.peak_infer_mem_mb, "params": count_params(net)}
+    rec = profile(net, device=search_cfg["device"], batch_size=int(search_cfg["batch_size"]),
+                  threads=search_cfg.get("threads"), with_ops=False, seed=int(search_cfg["seed"]))
+    return {"latency_ms": rec.latency.median_ms, "peak_mem_mb": rec.peak_infer_mem_mb, "params": count_params(net),
+            "suspect": rec.suspect}
 
 
 def _candidates(space: SearchSpace, pick: dict[str, Any], budget: Budget, config: PicksBenchConfig,
                 search_cfg: dict[str, Any], progress: bool) -> dict[str, Any]:
     """The random architectures and the uniform QuadraNet, each measured (see the module docstring)."""
-    batch, threads = int(search_cfg["batch_size"]), search_cfg.get("threads")
     rng = random.Random(config.seed)
     randoms, draws, tried = [], 0, {pick["arch_id"]}
     bar = tqdm(total=config.k_random, desc="random archs meeting the budget", disable=not progress)
@@ -128,7 +128,7 @@ def _candidates(space: SearchSpace, pick: dict[str, Any], budget: Budget, config
         if arch.arch_id in tried:
             continue
         tried.add(arch.arch_id)
-        m = _measure(space, arch, config, batch, threads)
+        m = _measure(space, arch, search_cfg)
         if budget.meets(m["latency_ms"], m["peak_mem_mb"]):
             randoms.append({"role": "random", "arch": arch.to_dict(), "arch_id": arch.arch_id, "measured": m})
             bar.update(1)
@@ -139,7 +139,7 @@ def _candidates(space: SearchSpace, pick: dict[str, Any], budget: Budget, config
     target = pick["measured"]["latency_ms"]
     uniform = None
     for arch in uniform_candidates(space):
-        m = _measure(space, arch, config, batch, threads)
+        m = _measure(space, arch, search_cfg)
         if budget.meets(m["latency_ms"], m["peak_mem_mb"]) and (
                 uniform is None or abs(m["latency_ms"] - target) < abs(uniform["measured"]["latency_ms"] - target)):
             uniform = {"role": "uniform", "arch": arch.to_dict(), "arch_id": arch.arch_id, "measured": m}
@@ -221,7 +221,8 @@ def run_picks_bench(config: PicksBenchConfig, *, out: str | Path, progress: bool
     pick_net = {"role": "pick", "arch": pick["arch"], "arch_id": pick["arch_id"],
                 "measured": {"latency_ms": pick["measured"]["latency_ms"],
                              "peak_mem_mb": pick["measured"]["peak_mem_mb"],
-                             "params": count_params(QuadraNet(space.to_net_config(pick_arch)))}}
+                             "params": count_params(QuadraNet(space.to_net_config(pick_arch))),
+                             "suspect": pick["measured"].get("suspect")}}
     networks = [pick_net, *candidates["random"]] + ([candidates["uniform"]] if candidates["uniform"] else [])
     runs, reused = _train_all(networks, config, search_cfg, space, out, progress)
     rows = []

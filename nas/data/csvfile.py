@@ -94,6 +94,11 @@ class CsvSource(DatasetSource):
             if labels.min() < 0:
                 raise ValueError(f"csv: label {int(labels.min())} in {self.path} is out of range; integer labels are "
                                  f"class indices 0, 1, …")
+            missing = sorted(set(range(int(labels.max()) + 1)) - set(labels.tolist()))
+            if missing:
+                raise ValueError(f"csv: integer labels in {self.path} are class indices 0 to {int(labels.max())}, but "
+                                 f"{', '.join(map(str, missing[:5]))}{' …' if len(missing) > 5 else ''} never occur; "
+                                 f"number the classes 0 to K-1 without gaps, or use class names")
             names = [str(i) for i in range(int(labels.max()) + 1)]
         else:
             names = sorted(set(raw))

@@ -3,13 +3,14 @@
 Every image is converted to grayscale (``L``) or RGB, resized to ``size`` × ``size`` with
 bilinear filtering (the aspect ratio is not kept: cells, crops and photos are squashed to the
 square the networks take) and stored as 8-bit pixels: an array uint8 ``(N, C, size, size)``.
-16-bit grayscale images are scaled to 8 bits first.
+16-bit grayscale images are scaled to 8 bits first (from 16 bits), float images from [0, 1].
 
 The cache (:func:`decode_cached`) holds one ``.npz`` per decoded set, under
 ``$QUADRANAS_CACHE_DIR`` (default ``~/.cache/quadranas``), named by a hash of every source file's
 path, size and modification time and of the settings: a changed, added or removed file, or other
 settings, give another name, so a stale entry is never read. It is written through the one atomic
-writer (a write killed half-way leaves no entry) and read with ``allow_pickle=False``.
+writer (a write killed half-way leaves no entry, at most a temporary file of the writer's name) and
+read with ``allow_pickle=False``; an unreadable entry is decoded again and replaced.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,9 +84,12 @@ def _palette_is_gray(img) -> bool:
 def _to_uint8(img, channels: int, size: int) -> np.ndarray:
     from PIL import Image
 
-    if img.mode.startswith("I;16") or img.mode == "I":
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if img.mode == "F":  # floats: [0, 1] pixels, else 8-bit values
+            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        else:  # 16-bit containers (and 32-bit ints holding more than 8 bits) are scaled from 16 bits
+            top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
     img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.uint8)
@@ -142,7 +147,7 @@ def decode_cached(paths: Sequence[Path], *, channels: int, size: int, skip_bad: 
             with np.load(entry, allow_pickle=False) as npz:
                 skipped = [str(s) for s in npz["skipped"]]
                 return DecodedImages(npz["pixels"], npz["kept"], skipped)
-        except (OSError, ValueError, KeyError):  # unreadable entry: decode again and replace it
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # unreadable: decode and replace it
             pass
     decoded = decode_images(paths, channels=channels, size=size, skip_bad=skip_bad, progress=progress)
 

@@ -76,10 +76,13 @@ def split_parts(source: str, labels: np.ndarray, class_names: Sequence[str], *, 
 
 def labelled_splits(*, source: str, pixels: np.ndarray, labels: np.ndarray, class_names: Sequence[str], seed: int,
                     where: str, given: Mapping[str, np.ndarray] | None = None, pixel_max: float = 255.0,
-                    resize: tuple[int, int] | None = None, augment: str = "none") -> DatasetSplits:
+                    resize: tuple[int, int] | None = None, preprocess: str | None = None,
+                    augment: str = "none") -> DatasetSplits:
     """The splits of ``pixels`` (N, C, H, W; ``pixel_max`` is white) labelled ``labels`` (N,) in
     ``0..len(class_names)-1``; ``given`` (train/val/test index arrays) replaces the seeded
-    stratified split. ``where`` names the data in errors; nothing is written."""
+    stratified split. ``resize`` (image files resized by Pillow) or ``preprocess`` (another conversion)
+    says on the record how a raw input was prepared. ``where`` names the data in errors; nothing is
+    written."""
     y = np.asarray(labels, dtype=np.int64)
     if len(pixels) != len(y):
         raise ValueError(f"{source}: {len(pixels)} images but {len(y)} labels in {where}")
@@ -90,7 +93,8 @@ def labelled_splits(*, source: str, pixels: np.ndarray, labels: np.ndarray, clas
     return DatasetSplits(
         name=source, **tensor_splits(images, {k: y[idx] for k, idx in parts.items()}), input_shape=(c, h, w),
         num_classes=len(class_names), class_names=tuple(str(n) for n in class_names), augment=augment, mean=mean,
-        std=std, pixel_max=float(pixel_max), resize=resize, color_mode=("L" if c == 1 else "RGB"))
+        std=std, pixel_max=float(pixel_max), resize=resize, color_mode=("L" if c == 1 else "RGB"),
+        preprocess=preprocess)
 
 
 def image_file_splits(source: str, files: list[Path], labels: np.ndarray, names: list[str], *, seed: int, where: str,

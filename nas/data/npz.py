@@ -86,7 +86,9 @@ class NpzSource(DatasetSource):
         if x.dtype == np.uint8:
             pixel_max = 255.0
         elif np.issubdtype(x.dtype, np.floating):
-            lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+            if not np.isfinite(x).all():
+                raise ValueError(f"npz: x in {where} holds NaN or infinite values; valid: pixels in [0, 1]")
+            lo, hi = float(x.min()), float(x.max())
             if not (0.0 <= lo and hi <= 1.0):
                 raise ValueError(f"npz: float x in {where} spans [{lo:g}, {hi:g}]; valid: pixels in [0, 1] (or uint8)")
             pixel_max = 1.0
@@ -107,10 +109,19 @@ class NpzSource(DatasetSource):
                                                                                                 idx.max() >= len(y))):
                     raise ValueError(f"npz: {key} in {where} must be 1-D integer indices in 0..{len(y) - 1}")
                 given[key.removesuffix("_idx")] = idx
+            joined = np.concatenate(list(given.values()))
+            if len(np.unique(joined)) != len(joined):
+                raise ValueError(f"npz: {', '.join(_SPLIT_KEYS)} in {where} overlap or repeat an index; the splits "
+                                 f"must be disjoint (a test image in training would inflate the test accuracy)")
+        shape = x.shape[1:]
         x = self._convert(x, pixel_max)
-        size = x.shape[2:]
+        how = None
+        if tuple(x.shape[1:]) != tuple(shape):
+            how = (f"arrays of shape {tuple(shape)} were converted to {tuple(x.shape[1:])}: gray to RGB by repetition, "
+                   f"RGB to gray by 0.299 R + 0.587 G + 0.114 B, resized with torch.nn.functional.interpolate("
+                   f"mode='bilinear', antialias=True), in the arrays' own pixel scale")
         return labelled_splits(source=self.name, pixels=x, labels=y, class_names=names, seed=seed, where=where,
-                               given=given, pixel_max=pixel_max, resize=tuple(size) if self.image_size else None)
+                               given=given, pixel_max=pixel_max, preprocess=how)
 
     def _convert(self, x: np.ndarray, pixel_max: float) -> np.ndarray:
         """Channels and size as asked, in the array's own pixel scale (uint8 stays uint8)."""

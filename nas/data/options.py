@@ -1,7 +1,8 @@
 """:class:`DataOptions`: the settings of the file-reading sources, as one plain-data record.
 
-``nas-search``, ``nas train-supernet``, ``nas train-net``, ``nas space show`` and the benches take
-them as options (``--image-size``, ``--channels``, …); a run records the ones given
+``nas-search``, ``nas train-supernet``, ``nas train-net`` and ``nas space show`` take them as
+options (``--image-size``, ``--channels``, …; the benchmarks take none: they load a dataset with its
+defaults, or a template's native size); a run records the ones given
 (:meth:`DataOptions.to_kwargs`) as ``data_options`` in its ``config.json``, and every later load of
 that run's data passes them back to :func:`nas.data.load_dataset`. A source that does not take an
 option given refuses it, naming the ones it takes.

@@ -39,6 +39,7 @@ class DatasetSplits:
     pixel_max: float | None = None  # raw pixels are divided by it to reach [0, 1]; None: no pixels (synthetic)
     resize: tuple[int, int] | None = None  # (H, W) image files are resized to (bilinear); None: not from files
     color_mode: str | None = None  # the Pillow mode image files are converted to first (L or RGB)
+    preprocess: str | None = None  # how raw arrays were converted (a source's own words), when not from files
     license: str | None = None  # the data's licence where it binds models trained on it (a model card states it)
 
     def input_spec(self) -> dict[str, Any]:
@@ -54,6 +55,8 @@ class DatasetSplits:
                                   f"(C, H, W)")
             spec["resize"] = list(self.resize)
             spec["color_mode"] = self.color_mode
+        if self.preprocess is not None:
+            spec["preprocess"] = self.preprocess
         return spec
 
     def __post_init__(self) -> None:

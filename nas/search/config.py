@@ -92,6 +92,9 @@ class SearchConfig:
             raise ValueError(f"seed must be at most {MAX_SEED - 1000 * (self.workers - 1)} with {self.workers} "
                              f"worker(s) (samplers and predictors take seeds up to 2**32 - 1), got {self.seed}")
         objectives = parse_objectives(self.objectives)
+        if self.accuracy_metric == "loss" and not {ACCURACY_METRICS["acc"], ACCURACY_METRICS["loss"]} & set(objectives):
+            raise ValueError(f"--accuracy-metric loss scores the accuracy objective by validation loss, but the "
+                             f"objectives {', '.join(objectives)} have none; add accuracy to --objectives")
         if self.accuracy_metric == "loss":  # the accuracy objective is scored by the validation loss instead
             objectives = tuple(ACCURACY_METRICS["loss"] if o == ACCURACY_METRICS["acc"] else o for o in objectives)
         object.__setattr__(self, "objectives", objectives)

@@ -1,6 +1,7 @@
 """Phase 5, the picks (``picks.json``): per budget, candidates measured on the device until one meets it.
 
-The most accurate trial predicted to meet the budget is **measured** on the device; if the
+The most accurate trial predicted to meet the budget (with ``--accuracy-metric loss``: the one of
+lowest validation loss) is **measured** on the device; if the
 measurement misses, the predictions of the remaining candidates are scaled by the underestimate
 the miss revealed and the most accurate one that still fits is measured next (up to
 ``measure_candidates``). The pick is the first that meets the budget — or, if none does, the
@@ -97,7 +98,10 @@ def pick(budget: Budget, index: int, trials, measure: Measurer, smallest: dict[s
     done = trials[(trials["state"] == "COMPLETE") & (trials[f"feasible_b{index}"] == True)]  # noqa: E712
     if len(done) == 0:
         return _pick_unpredicted(budget, trials, measure, smallest, n_candidates)
-    ranked = done.sort_values(["val_acc", "pred_latency_ms", "pred_peak_mem_mb"], ascending=[False, True, True])
+    if measure.cfg.accuracy_metric == "loss":  # the study scored accuracy by validation loss: so do the picks
+        ranked = done.sort_values(["val_loss", "pred_latency_ms", "pred_peak_mem_mb"], ascending=[True, True, True])
+    else:
+        ranked = done.sort_values(["val_acc", "pred_latency_ms", "pred_peak_mem_mb"], ascending=[False, True, True])
     candidates = list(ranked.drop_duplicates("arch_id").itertuples())
     tried = []
     scale = {"latency": 1.0, "memory": 1.0}  # measured / predicted, the worst seen on a miss

@@ -53,7 +53,8 @@ def with_recorded_settings(config: SearchConfig, stored: dict[str, Any] | None) 
     """On ``--resume``, settings not given default to what the run directory recorded (``stored``):
     the study's storage and name (a run started with ``--workers``, ``--storage`` or
     ``--study-name`` resumes its own study, not a new empty one), the reused ``--supernet`` /
-    ``--predictors`` (its trials were scored with them) and ``--data-dir``."""
+    ``--predictors`` (its trials were scored with them), ``--data-dir`` and the data options (those
+    given are laid over the recorded ones; a change is then refused by :func:`check_run_dir`)."""
     if stored is None:
         return config
     return replace(config, storage=config.storage or stored_storage(stored, Path(config.out)),
@@ -61,7 +62,7 @@ def with_recorded_settings(config: SearchConfig, stored: dict[str, Any] | None) 
                    supernet=config.supernet or stored.get("supernet"),
                    predictors=config.predictors or stored.get("predictors"),
                    data_dir=config.data_dir or stored.get("data_dir"),
-                   data_options=config.data_options or dict(stored.get("data_options") or {}))
+                   data_options={**dict(stored.get("data_options") or {}), **config.data_options})
 
 
 def read_search_record(out: Path) -> dict[str, Any]:
@@ -86,8 +87,9 @@ def check_run_dir(cfg: SearchConfig, out: Path, stored: dict[str, Any] | None) -
     """Refuse a resume whose settings differ from the run's record ``stored``, or a new run in an
     occupied directory; creates nothing (the run directory is made once every input is checked)."""
     if stored is not None:
-        for key in ("space", "dataset", "device", "batch_size", "seed"):
-            if stored.get(key) != getattr(cfg, key):
+        for key in ("space", "dataset", "data_options", "accuracy_metric", "device", "batch_size", "seed"):
+            default = {"data_options": {}, "accuracy_metric": "acc"}.get(key)  # runs recorded before these existed
+            if stored.get(key, default) != getattr(cfg, key):
                 raise ValueError(f"--resume refused: {out} was run with {key}={stored.get(key)!r}, not "
                                  f"{getattr(cfg, key)!r}; resume with the same {key} or use a new --out")
         for key in ("supernet", "predictors"):  # the trials so far were scored with these

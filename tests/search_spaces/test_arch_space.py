@@ -567,6 +567,19 @@ def test_cli_space_show(capsys):
     assert f"{size:,}" in out and "," in f"{size:,}"
 
 
+@pytest.mark.parametrize("name", ["imagenet-quadranet-t", "m-3x64x64-5c"])
+def test_cli_space_show_a_space_without_a_default_dataset(name, capsys):
+    assert main(["space", "show", name]) == 0
+    assert f"space {name}:" in capsys.readouterr().out
+
+
+def test_cli_space_show_fits_a_template(capsys):
+    assert main(["space", "show", "s", "--dataset", "cluttered-digits"]) == 0
+    assert "space s-1x16x16-10c:" in capsys.readouterr().out
+    assert main(["space", "show", "s"]) == 2
+    assert "space 's' is a template" in capsys.readouterr().err
+
+
 def test_cli_space_sample_seed_out(tmp_path, capsys):
     out_file = tmp_path / "sub" / "arch.json"
     assert main(["space", "sample", "digits-s", "--seed", "3", "--out", str(out_file)]) == 0

@@ -79,6 +79,22 @@ def test_resolve_task_gives_file_sources_the_native_size(tmp_path) -> None:
     write_folder(tmp_path / "d", per_class=8, rgb=False)
     task = resolve_task("l", "imagefolder", data_dir=tmp_path / "d")
     assert task.space == f"l-1x{TEMPLATES['l'].native_px}x{TEMPLATES['l'].native_px}-3c"
-    assert task.data_options == {"image_size": 64}
+    assert task.data_options == {"image_size": 64, "channels": 1}  # found in the images, then recorded
+    assert resolve_task(task.space, "imagefolder", data_dir=tmp_path / "d").data_options == task.data_options
     assert resolve_task("s", "imagefolder", data_dir=tmp_path / "d", data_options={"image_size": 32}).space == \
         "s-1x32x32-3c"
+
+
+def test_a_fixed_space_gives_file_sources_its_own_size_and_channels(tmp_path) -> None:
+    from nas.data import load_dataset
+    from nas.train import check_data
+    from support.images import write_folder
+
+    write_folder(tmp_path / "d", per_class=8, rgb=True)
+    task = resolve_task("digits-s", "imagefolder", data_dir=tmp_path / "d")
+    assert task.data_options == {"image_size": 8, "channels": 1}
+    splits = load_dataset("imagefolder", seed=0, data_dir=tmp_path / "d", **task.data_options)
+    with pytest.raises(ValueError, match="expects inputs .* with 10 classes.*a space template"):
+        check_data(create_space("digits-s"), splits)  # 3 classes: the template is the way
+    assert resolve_task("s-1x16x16-3c", "imagefolder", data_dir=tmp_path / "d").data_options == {
+        "image_size": 16, "channels": 1}

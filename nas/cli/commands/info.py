@@ -71,7 +71,14 @@ class SpaceShow(Command):
         from nas.data.task import resolve_task
         from search_spaces.space import create_space
 
-        task = resolve_task(args.name, args.dataset, data_dir=args.data_dir, data_options=data_options(args))
+        given = data_options(args)
+        if args.dataset is None and not given:  # a space as it is (a template needs its dataset: resolve_task says so)
+            from search_spaces.templates import TEMPLATES
+
+            if args.name not in TEMPLATES:
+                print(create_space(args.name).describe())
+                return 0
+        task = resolve_task(args.name, args.dataset, data_dir=args.data_dir, data_options=given)
         print(create_space(task.space).describe())
         if task.data_options:
             print(f"  data options: {', '.join(f'{k}={v}' for k, v in task.data_options.items())}")

@@ -240,9 +240,10 @@ def test_csv_folder_with_one_csv_and_split_column(tmp_path, cache) -> None:
     ("empty", "a header but no rows"),
     ("no_csv", r"holds 0 \.csv files"),
     ("bad_split", "column 'split' holds 'dev'"),
+    ("gap", "0 to 2, but 1 never occur"),
 ])
 def test_csv_bad_input(tmp_path, cache, case, match) -> None:
-    path = write_csv(tmp_path, int_labels=case == "negative")
+    path = write_csv(tmp_path, int_labels=case in ("negative", "gap"))
     kwargs = {"image_column": "file", "label_column": "species"}
     lines = path.read_text().splitlines()
     if case == "columns":
@@ -253,6 +254,8 @@ def test_csv_bad_input(tmp_path, cache, case, match) -> None:
         path.write_text("\n".join(lines[:-1] + [lines[-1].rsplit(",", 1)[0] + ",-1"]) + "\n")
     if case == "empty":
         path.write_text(lines[0] + "\n")
+    if case == "gap":
+        path.write_text("\n".join([lines[0]] + [r if not r.endswith(",1") else r[:-1] + "0" for r in lines[1:]]) + "\n")
     if case == "bad_split":
         path.write_text("\n".join([lines[0] + ",split"] + [f"{r},dev" for r in lines[1:]]) + "\n")
     data_dir = path
@@ -286,6 +289,9 @@ def test_npz_class_names_splits_resize_and_channels(tmp_path) -> None:
     ds = load_dataset("npz", seed=0, data_dir=tmp_path / "d.npz", image_size=8, channels=1)
     assert ds.class_names == ("a", "b", "c") and ds.input_shape == (1, 8, 8)
     assert ds.sizes == {"train": 15, "val": 8, "test": 7}
+    spec = ds.input_spec()
+    assert "image_file" not in spec and "(3, 20, 24) were converted to (1, 8, 8)" in spec["preprocess"]
+    assert "preprocess" not in load_dataset("npz", seed=0, data_dir=tmp_path / "d.npz").input_spec()
 
 
 @pytest.mark.parametrize("case, match", [
@@ -298,6 +304,8 @@ def test_npz_class_names_splits_resize_and_channels(tmp_path) -> None:
     ("partial_splits", "not all of"),
     ("not_npz", "not a readable .npz"),
     ("no_file", "is not a file"),
+    ("overlap", "overlap or repeat an index"),
+    ("nan", "NaN or infinite"),
 ])
 def test_npz_bad_input(tmp_path, case, match) -> None:
     path = tmp_path / "d.npz"
@@ -319,6 +327,10 @@ def test_npz_bad_input(tmp_path, case, match) -> None:
         arrays["class_names"] = np.asarray(["a", 1, None], dtype=object)
     if case == "partial_splits":
         arrays["train_idx"] = np.arange(10)
+    if case == "overlap":
+        arrays.update(train_idx=np.arange(20), val_idx=np.arange(19, 25), test_idx=np.arange(25, 30))
+    if case == "nan":
+        arrays["x"] = np.where(np.arange(30 * 4).reshape(30, 2, 2) == 5, np.nan, 0.5).astype(np.float32)
     if case == "not_npz":
         path.write_bytes(b"not an archive")
     elif case != "no_file":

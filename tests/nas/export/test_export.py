@@ -728,3 +728,19 @@ def test_a_corrupt_picks_json_is_named_not_left_off_the_card(fake_run, tmp_path,
     err = capsys.readouterr().err
     assert "picks.json in run directory" in err and "not valid JSON" in err
     assert not out.exists()
+
+
+def test_model_card_states_the_data_licence_and_how_to_prepare_an_image_file(tmp_path):
+    from nas.export.card import render_model_card
+
+    spec = {"normalise": "x[:, c] = (pixels[:, c] / 255 - mean[c]) / std[c]", "mean": [0.5], "std": [0.25],
+            "pixel_max": 255.0, "class_names": ["functional", "defective"], "resize": [32, 32], "color_mode": "L",
+            "image_file": "open with Pillow, convert('L'), resize((32, 32), Image.BILINEAR), take the pixels"}
+    arch = ARCHS["min"]
+    record = {"arch_id": arch.arch_id, "space": SPACE.name, "layout": arch.describe(), "input_shape": [1, 8, 8],
+              "num_classes": 10, "params": 1, "n_blocks": 1, "n_quadratic": 0, "stages": [], "files": {},
+              "torch_version": "x", "card": {"input": spec, "data_license": "CC BY-NC-SA 4.0 (ELPV dataset)"}}
+    text = render_model_card(record)
+    assert "## Data licence" in text and "CC BY-NC-SA 4.0 (ELPV dataset)" in text
+    assert "From an image file: open with Pillow, convert('L'), resize((32, 32)" in text
+    assert "| data_license |" not in text  # said once, in its own section

@@ -101,7 +101,7 @@ def test_scorer_accuracy_se_and_loss_match_a_plain_evaluation(tiny_space) -> Non
 def test_accuracy_metric_loss_scores_by_validation_loss() -> None:
     assert SearchConfig(accuracy_metric="loss").objectives == ("val_loss", "latency_ms", "peak_mem_mb")
     assert SearchConfig().objectives == ("val_acc", "latency_ms", "peak_mem_mb")
-    assert SearchConfig(accuracy_metric="loss", objectives="latency,memory").objectives == ("latency_ms",
-                                                                                           "peak_mem_mb")
     with pytest.raises(ValueError, match="accuracy_metric must be one of acc, loss"):
         SearchConfig(accuracy_metric="top5")
+    with pytest.raises(ValueError, match="--accuracy-metric loss .* have none; add accuracy to --objectives"):
+        SearchConfig(accuracy_metric="loss", objectives="latency,memory")

@@ -36,10 +36,10 @@ def test_the_template_is_fitted_to_the_folder_and_recorded(own_run):
     out, _ = own_run
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["space"] == "s-3x16x16-3c" and cfg["dataset"] == "imagefolder"
-    assert cfg["data_options"] == {"image_size": 16}  # the template's native size
+    assert cfg["data_options"] == {"image_size": 16, "channels": 3}  # the template's native size; RGB files
     assert cfg["objectives"] == ["val_acc", "latency_ms", "peak_mem_mb"]
     sn = json.loads((out / "supernet" / "config.json").read_text())
-    assert sn["space"] == cfg["space"] and sn["data_options"] == {"image_size": 16}
+    assert sn["space"] == cfg["space"] and sn["data_options"] == cfg["data_options"]
 
 
 def test_trials_carry_the_binomial_standard_error(own_run):
@@ -100,6 +100,22 @@ def test_onnx_export_classifies_png_files_prepared_as_the_card_says(own_run):
     assert (logits.argmax(1) == np.asarray(labels)).mean() == pytest.approx(card["test_acc"], abs=1e-9)
     text = (d / "MODEL_CARD.md").read_text()
     assert "From an image file: open with Pillow" in text
+
+
+def test_resume_keeps_the_recorded_data_options_and_refuses_others(own_run, tmp_path, capsys):
+    import shutil
+
+    out, _ = own_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    base = ["--dataset", "imagefolder", "--data-dir", cfg["data_dir"], "--space", cfg["space"], "--out", str(copy),
+            "--resume", *ARGS]
+    assert search_main([*base, "--image-size", "24"]) == 2
+    assert "was run with data_options=" in capsys.readouterr().err
+    assert search_main([*base, "--skip-bad-images"]) == 2  # laid over the recorded ones, then compared
+    assert "skip_bad_images" in capsys.readouterr().err
+    assert json.loads((copy / "config.json").read_text()) == cfg  # refused: nothing rewritten
 
 
 def test_a_template_without_a_dataset_is_refused(tmp_path, capsys):
