@@ -1,7 +1,8 @@
 """``nas bench picks``: is the search's pick a good network, trained from scratch?
 
 1. Run ``nas-search`` for one budget (``search/``; the given budget, else the tighter of the
-   automatic ones) — its pick is measured on the device and meets the budget.
+   automatic ones) — its pick is measured on the device and meets the budget. Or take the first
+   budget's pick of a finished run (``search``): its space, data and device then hold.
 2. Draw random architectures of the space (seeded) and measure each stand-alone network on the
    device until ``k_random`` meet the same budget when measured.
 3. The space's uniform hand-designed QuadraNet of similar cost: every block quadratic with the
@@ -73,6 +74,7 @@ class PicksBenchConfig:
     supernet_epochs: int | None = None  # the search's supernet epochs (default: the search's own)
     trials: int | None = None  # the search's trials (default: the search's own)
     quick: bool = False  # the search with its quick settings (a first look, or a test)
+    search: str | None = None  # a finished nas-search run to take the pick from (its first budget) instead of searching
     seed: int = 0  # seed of the search, the random draws and the first training run
     device: str = "cpu"  # cpu or cuda[:N]
     threads: int | None = None  # CPU threads for measuring (default: torch's setting)
@@ -163,7 +165,9 @@ def _prepare(out: Path, settings: dict[str, Any], resume: bool) -> None:
 
 def _search(config: PicksBenchConfig, out: Path, progress: bool) -> tuple[dict[str, Any], Budget, dict[str, Any]]:
     """The search's pick for one budget (run, resumed or read back) and the search's config record."""
-    search_dir = out / "search"
+    search_dir = Path(config.search) if config.search is not None else out / "search"
+    if config.search is not None and not (search_dir / "picks.json").is_file():
+        raise FileNotFoundError(f"--search {search_dir} holds no picks.json: not a finished nas-search run")
     if not (search_dir / "picks.json").is_file():
         budgets = {}
         if config.latency_budget_ms is not None or config.memory_budget_mb is not None:

@@ -87,3 +87,13 @@ def test_resume_trains_only_what_is_missing(bench, tmp_path):
 def test_config_rejects_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
         PicksBenchConfig(**{field: value})
+
+
+def test_a_finished_search_is_taken_as_it_is(bench, tmp_path):
+    out, record = bench
+    again = run_picks_bench(PicksBenchConfig(**{**TINY, "search": str(out / "search"), "k_random": 5}),
+                            out=tmp_path / "b2", progress=False)
+    assert not (tmp_path / "b2" / "search").exists()  # no second search
+    assert again["networks"][0]["arch_id"] == record["networks"][0]["arch_id"]
+    with pytest.raises(FileNotFoundError, match="holds no picks.json"):
+        run_picks_bench(PicksBenchConfig(**{**TINY, "search": str(tmp_path)}), out=tmp_path / "b3", progress=False)
