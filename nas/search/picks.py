@@ -94,11 +94,13 @@ def _infeasible(budget: Budget, smallest: dict[str, Any], n_measured: int) -> di
 
 
 def pick(budget: Budget, index: int, trials, measure: Measurer, smallest: dict[str, Any],
-          n_candidates: int) -> dict[str, Any]:
+          n_candidates: int, *, accuracy_metric: str = "acc") -> dict[str, Any]:
+    """The most accurate trial meeting ``budget`` when measured (``accuracy_metric`` "loss": the
+    lowest validation loss, as the study scored it), trying at most ``n_candidates``."""
     done = trials[(trials["state"] == "COMPLETE") & (trials[f"feasible_b{index}"] == True)]  # noqa: E712
     if len(done) == 0:
         return _pick_unpredicted(budget, trials, measure, smallest, n_candidates)
-    if measure.cfg.accuracy_metric == "loss":  # the study scored accuracy by validation loss: so do the picks
+    if accuracy_metric == "loss":  # the study scored accuracy by validation loss: so do the picks
         ranked = done.sort_values(["val_loss", "pred_latency_ms", "pred_peak_mem_mb"], ascending=[True, True, True])
     else:
         ranked = done.sort_values(["val_acc", "pred_latency_ms", "pred_peak_mem_mb"], ascending=[False, True, True])

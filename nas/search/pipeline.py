@@ -108,7 +108,8 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     t = time.perf_counter()
     measure = Measurer(session.cfg, supernet, splits.test)
     smallest = smallest_record(trials, supernet, scorer, measure)
-    picks = [pick(b, i, trials, measure, smallest, session.cfg.measure_candidates)
+    picks = [pick(b, i, trials, measure, smallest, session.cfg.measure_candidates,
+                  accuracy_metric=session.cfg.accuracy_metric)
              for i, b in enumerate(tqdm(budgets, desc="measure picks", unit="budget", disable=not progress))]
     for p in picks:
         p["vs_cheaper"] = compare_to_cheaper(p, pareto, scorer.n_val)

@@ -503,6 +503,22 @@ def test_pick_rescales_predictions_after_a_miss():
     assert "latency by 25.0 %" in pick["message"]
 
 
+def test_pick_ranks_by_validation_loss_when_the_study_scored_loss():
+    from nas.search.picks import pick as _pick
+    from search_spaces.space import create_space
+
+    archs = create_space("digits-s").spread(3, key=lambda a: sum(a.widths), seed=0)
+    # trial 0: the highest accuracy; trial 2: the lowest loss
+    rows = [{"number": i, "state": "COMPLETE", "val_acc": 0.9 - 0.1 * i, "val_loss": 1.0 - 0.3 * i,
+             "pred_latency_ms": 1.0, "pred_peak_mem_mb": 1.0, "feasible_b0": True, "arch_id": a.arch_id,
+             "arch_json": a.to_json()} for i, a in enumerate(archs)]
+    measure = lambda arch: {"latency_ms": 0.5, "peak_mem_mb": 1.0, "test_acc": 0.5}  # noqa: E731
+    by_acc = _pick(Budget(latency_ms=1.0), 0, pd.DataFrame(rows), measure, {}, n_candidates=1)
+    by_loss = _pick(Budget(latency_ms=1.0), 0, pd.DataFrame(rows), measure, {}, n_candidates=1,
+                    accuracy_metric="loss")
+    assert by_acc["trial_number"] == 0 and by_loss["trial_number"] == 2
+
+
 def test_pick_measures_near_misses_when_no_trial_is_predicted_to_meet_the_budget():
     from nas.search.picks import pick as _pick
     from search_spaces.space import create_space
