@@ -1,11 +1,12 @@
 """``nas bench ranking``: does the supernet rank architectures like stand-alone training does?
 
-1. Train the supernet of ``space`` with the default budget (sandwich rule, in-place
-   distillation).
+1. Train the supernet of ``space`` with the default recipe (sandwich rule, in-place
+   distillation) for ``supernet_epochs`` (default: ``epochs``; the search's own supernet trains
+   for 30).
 2. Pick ``k`` subnets with a fixed seed, spread from smallest to largest: the space's min and
    max, plus ``k - 2`` of 400 random samples at evenly spaced quantiles of parameter count.
 3. Evaluate each with inherited weights on the validation split.
-4. Train each from scratch with the same recipe (``TrainConfig``), once per seed in
+4. Train each from scratch with the same recipe (``TrainConfig``, ``epochs``), once per seed in
    ``seeds`` (default 3), and take the mean final validation accuracy: on small validation
    sets one training run's accuracy moves by about as much as architectures differ.
 5. Report Kendall's τ-b and Spearman's ρ between the two, the largest subnet's inherited and
@@ -110,7 +111,8 @@ class RankingBenchConfig:
     dataset: str | None = None  # default: the space's own dataset
     data_dir: str | None = None  # directory holding the dataset files (cifar10)
     k: int = 10  # number of subnets
-    epochs: int = 40  # supernet and stand-alone epochs (same recipe)
+    epochs: int = 40  # stand-alone epochs, and the supernet's unless supernet_epochs is given
+    supernet_epochs: int | None = None  # supernet epochs (default: epochs; the search trains it for 30)
     n_random: int = 2  # random subnets per supernet step besides largest and smallest
     distill: bool = True  # train the supernet with in-place distillation (--no-distill: the ablation)
     seed: int = 0  # seed of the supernet and the subnets chosen
@@ -122,6 +124,8 @@ class RankingBenchConfig:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 3:
             raise ValueError(f"k must be an integer >= 3, got {self.k!r}")
         check_positive_int("epochs", self.epochs)
+        if self.supernet_epochs is not None:
+            check_positive_int("supernet_epochs", self.supernet_epochs)
 
 
 def arch_params(space: SearchSpace, arch: ArchConfig) -> int:
@@ -244,7 +248,8 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     check_data(space, splits)
     _prepare_run_dir(out, {"kind": _KIND, **asdict(config), "space": space.name, "dataset": dataset,
                            "data_options": task.data_options}, resume)
-    sn_cfg = SupernetConfig(train=recipe, n_random=config.n_random, distill=config.distill)
+    sn_recipe = recipe if config.supernet_epochs is None else replace(recipe, epochs=config.supernet_epochs)
+    sn_cfg = SupernetConfig(train=sn_recipe, n_random=config.n_random, distill=config.distill)
     supernet = finished_supernet(space=space.name, dataset=dataset, config=sn_cfg, out=out / "supernet",
                                  data_dir=config.data_dir, data_options=task.data_options,
                                  progress=progress).to(config.device)

@@ -46,7 +46,8 @@ def test_spread_archs_runs_from_smallest_to_largest(k):
         space.validate(a)
 
 
-@pytest.mark.parametrize("field, value", [("k", 2), ("epochs", 0), ("seeds", 0), ("seeds", True)])
+@pytest.mark.parametrize("field, value", [("k", 2), ("epochs", 0), ("seeds", 0), ("seeds", True),
+                                          ("supernet_epochs", 0), ("supernet_epochs", 1.5)])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         RankingBenchConfig(**{field: value})
@@ -183,6 +184,16 @@ def test_record_is_consistent_with_its_rows(tiny_record):
     assert (out / "supernet" / "supernet.safetensors").is_file()
     stored = json.loads((out / "supernet" / "config.json").read_text())
     assert stored["supernet"]["distill"] is True and stored["supernet"]["n_random"] == 0
+    assert stored["supernet"]["train"]["epochs"] == 1  # supernet_epochs not given: the stand-alone epochs
+
+
+def test_supernet_epochs_trains_the_supernet_longer_than_the_standalone_runs(tmp_path):
+    out = tmp_path / "r"
+    record = run_ranking_bench(RankingBenchConfig(k=3, epochs=1, supernet_epochs=2, seeds=2, n_random=0), out=out,
+                               progress=False)
+    stored = json.loads((out / "supernet" / "config.json").read_text())
+    assert stored["supernet"]["train"]["epochs"] == 2
+    assert record["config"]["supernet_epochs"] == 2 and record["config"]["epochs"] == 1
 
 
 def test_inherited_accuracy_is_the_supernets(tiny_record):
