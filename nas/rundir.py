@@ -29,8 +29,9 @@ from search_spaces.atomic import append_durably, file_in_the_way, write_atomic
 
 __all__ = [
     "CONFIG", "PARETO", "PICKS", "SUMMARY", "TRIALS", "append_json_line", "check_new_run_dir", "check_output_file",
-    "default_run_dir", "file_in_the_way", "prepare_run_dir", "read_record_json", "read_record_table",
-    "corrupt_record", "read_run_config", "setting_changes", "write_json", "write_rows", "write_table", "write_text",
+    "corrupt_record", "default_run_dir", "file_in_the_way", "prepare_bench_dir", "prepare_run_dir",
+    "read_record_json", "read_record_table", "read_run_config", "setting_changes", "write_json", "write_rows",
+    "write_table", "write_text",
 ]
 
 # The records of a search run (nas-search); a supernet run has config.json, history.csv, train_log.json.
@@ -190,3 +191,23 @@ def setting_changes(stored: dict[str, Any], current: dict[str, Any], *, free: fr
         elif a != b and name not in free:
             changes.append((name, a, b))
     return changes
+
+
+def prepare_bench_dir(out: Path, settings: dict[str, Any], *, resume: bool, command: str,
+                      free: frozenset[str] = frozenset()) -> None:
+    """A benchmark's run directory: for a new run, refuse an occupied ``out`` and record
+    ``settings`` (its ``kind`` names the benchmark) in ``config.json``; for a resume, refuse a
+    directory of another ``command`` or one run with other settings (names in ``free`` may differ)."""
+    if not resume:
+        check_new_run_dir(out, hint="pass --resume to continue that benchmark, or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / CONFIG, settings)
+        return
+    stored = read_run_config(out, kind=command)
+    if stored.get("kind") != settings["kind"]:
+        raise ValueError(f"--resume refused: {out / CONFIG} is not the record of a {command} run")
+    changed = setting_changes(stored, settings, free=free)
+    if changed:
+        raise ValueError(f"--resume refused: {out} was run with {', '.join(f'{k}={a!r}' for k, a, _ in changed)}, "
+                         f"not {', '.join(f'{k}={b!r}' for k, _, b in changed)}; resume with the same settings or "
+                         f"use a new --out")

@@ -36,10 +36,9 @@ from nas.bench.ranking import finished_runs
 from nas.data import load_dataset
 from nas.rundir import (
     append_json_line,
-    check_new_run_dir,
+    prepare_bench_dir,
     read_record_json,
     read_run_config,
-    setting_changes,
     write_json,
 )
 from nas.search import SearchConfig, run_search
@@ -148,21 +147,6 @@ def _candidates(space: SearchSpace, pick: dict[str, Any], budget: Budget, config
     return {"random": randoms, "random_draws": draws, "uniform": uniform}
 
 
-def _prepare(out: Path, settings: dict[str, Any], resume: bool) -> None:
-    if not resume:
-        check_new_run_dir(out, hint="pass --resume to continue that benchmark, or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", settings)
-        return
-    stored = read_run_config(out, kind="nas bench picks")
-    if stored.get("kind") != _KIND:
-        raise ValueError(f"--resume refused: {out / 'config.json'} is not the record of a nas bench picks run")
-    changed = setting_changes(stored, settings, free=frozenset({"device", "threads"}))
-    if changed:
-        raise ValueError(f"--resume refused: {out} was run with {', '.join(f'{k}={a!r}' for k, a, _ in changed)}, "
-                         f"not {', '.join(f'{k}={b!r}' for k, _, b in changed)}")
-
-
 def _search(config: PicksBenchConfig, out: Path, progress: bool) -> tuple[dict[str, Any], Budget, dict[str, Any]]:
     """The search's pick for one budget (run, resumed or read back) and the search's config record."""
     search_dir = Path(config.search) if config.search is not None else out / "search"
@@ -211,7 +195,8 @@ def run_picks_bench(config: PicksBenchConfig, *, out: str | Path, progress: bool
                     resume: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = Path(out)
-    _prepare(out, {"kind": _KIND, **asdict(config)}, resume)
+    prepare_bench_dir(out, {"kind": _KIND, **asdict(config)}, resume=resume, command="nas bench picks",
+                      free=frozenset({"device", "threads"}))
     pick, budget, search_cfg = _search(config, out, progress)
     t_search = time.perf_counter() - t0
     space = create_space(search_cfg["space"])

@@ -66,11 +66,9 @@ from nas.data import load_dataset
 from nas.data.task import resolve_task
 from nas.rundir import (
     append_json_line,
-    check_new_run_dir,
     default_run_dir,
     file_in_the_way,
-    read_run_config,
-    setting_changes,
+    prepare_bench_dir,
     write_json,
     write_text,
 )
@@ -189,23 +187,6 @@ def seed_variance(runs: list[list[float]]) -> dict[str, float] | None:
             "reliability": reliability, "tau_ceiling": 2 / math.pi * math.asin(math.sqrt(reliability))}
 
 
-def _prepare_run_dir(out: Path, settings: dict[str, Any], resume: bool) -> None:
-    """Refuse an occupied ``out`` for a new run, or a resume with other settings; record them."""
-    if not resume:
-        check_new_run_dir(out, hint="pass --resume to continue that benchmark, or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", settings)
-        return
-    stored = read_run_config(out, kind="nas bench ranking")
-    if stored.get("kind") != _KIND:
-        raise ValueError(f"--resume refused: {out / 'config.json'} is not the record of a nas bench ranking run")
-    changed = setting_changes(stored, settings, free=frozenset({"device"}))
-    if changed:
-        raise ValueError(f"--resume refused: {out} was run with {', '.join(f'{k}={a!r}' for k, a, _ in changed)}, "
-                         f"not {', '.join(f'{k}={b!r}' for k, _, b in changed)}; resume with the same settings or "
-                         f"use a new --out")
-
-
 def finished_runs(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
     """The stand-alone runs recorded in ``path`` by ``(arch_id, seed)``; a last line cut short by
     a crash is ignored (that run is trained again), any other damage is an error naming the line."""
@@ -246,8 +227,9 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     splits = load_dataset(dataset, seed=config.seed, data_dir=config.data_dir,
                           **task.data_options)  # bad data: nothing written yet
     check_data(space, splits)
-    _prepare_run_dir(out, {"kind": _KIND, **asdict(config), "space": space.name, "dataset": dataset,
-                           "data_options": task.data_options}, resume)
+    prepare_bench_dir(out, {"kind": _KIND, **asdict(config), "space": space.name, "dataset": dataset,
+                            "data_options": task.data_options},
+                      resume=resume, command="nas bench ranking", free=frozenset({"device"}))
     sn_recipe = recipe if config.supernet_epochs is None else replace(recipe, epochs=config.supernet_epochs)
     sn_cfg = SupernetConfig(train=sn_recipe, n_random=config.n_random, distill=config.distill)
     supernet = finished_supernet(space=space.name, dataset=dataset, config=sn_cfg, out=out / "supernet",

@@ -128,3 +128,23 @@ def test_setting_changes_compares_nested_records_field_by_field():
     stored = {"space": "s", "train": {"lr": 0.1, "device": "cpu"}, "n": 1}
     current = {"space": "s", "train": {"lr": 0.2, "device": "cuda"}, "n": 2}
     assert setting_changes(stored, current, free=frozenset({"train.device"})) == [("n", 1, 2), ("train.lr", 0.1, 0.2)]
+
+
+def test_prepare_bench_dir_records_settings_and_refuses_a_resume_that_differs(tmp_path):
+    from nas.rundir import prepare_bench_dir
+
+    out = tmp_path / "b"
+    settings = {"kind": "nas-bench-x", "epochs": 3, "device": "cpu"}
+    prepare_bench_dir(out, settings, resume=False, command="nas bench x", free=frozenset({"device"}))
+    assert json.loads((out / "config.json").read_text()) == settings
+    with pytest.raises(FileExistsError, match="--resume"):
+        prepare_bench_dir(out, settings, resume=False, command="nas bench x")
+    prepare_bench_dir(out, {**settings, "device": "cuda"}, resume=True, command="nas bench x",
+                      free=frozenset({"device"}))  # a free setting may change
+    with pytest.raises(ValueError, match=r"--resume refused: .* was run with epochs=3, not epochs=4"):
+        prepare_bench_dir(out, {**settings, "epochs": 4}, resume=True, command="nas bench x")
+    with pytest.raises(ValueError, match="not the record of a nas bench y run"):
+        prepare_bench_dir(out, {**settings, "kind": "nas-bench-y"}, resume=True, command="nas bench y")
+    with pytest.raises(FileNotFoundError, match="not a nas bench x run directory"):
+        prepare_bench_dir(tmp_path / "none", settings, resume=True, command="nas bench x")
+    assert json.loads((out / "config.json").read_text()) == settings  # a refused resume rewrote nothing

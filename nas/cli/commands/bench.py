@@ -118,7 +118,25 @@ class _RunDirBench(Command):
         return 0
 
 
-class BenchRanking(_RunDirBench):
+class _ResumableBench(_RunDirBench):
+    """A run-directory benchmark that ``--resume`` continues: its run function takes ``resume``,
+    and an interrupted run says how to continue it."""
+
+    @staticmethod
+    def add_resume(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--resume", action="store_true", help="continue the stopped benchmark in --out")
+
+    def execute(self, run_bench, config, out, args):
+        return run_bench(config, out=out, progress=not args.no_progress, resume=args.resume)
+
+    def interrupted(self, args: argparse.Namespace) -> str:
+        out = getattr(args, "out", None)
+        if out and Path(out).is_dir():
+            return f"; what was done is kept in {out}: run the same command with --out {out} --resume"
+        return ""
+
+
+class BenchRanking(_ResumableBench):
     name = ("bench", "ranking")
     help = "supernet ranking vs stand-alone training (Kendall tau)"
     kind = "bench-ranking"
@@ -130,7 +148,7 @@ class BenchRanking(_RunDirBench):
         return RankingBenchConfig, run_ranking_bench
 
     def options(self, parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
-        parser.add_argument("--resume", action="store_true", help="continue the stopped benchmark in --out")
+        self.add_resume(parser)
         return add_config_options(parser, config_cls, exclude=("n_random",))
 
     def run_dir(self, config: Any, args: argparse.Namespace) -> Path:
@@ -140,9 +158,6 @@ class BenchRanking(_RunDirBench):
         check_device(args.device, name="--device", available=True)
         return ranking_run_dir(config, args.out, resume=args.resume)
 
-    def execute(self, run_bench, config, out, args):
-        return run_bench(config, out=out, progress=not args.no_progress, resume=args.resume)
-
     def summary(self, record: dict[str, Any], config: Any) -> None:
         from nas.bench.ranking import SUMMARY_FIELDS
 
@@ -151,14 +166,8 @@ class BenchRanking(_RunDirBench):
             print(f"{key}: {'n/a (needs two seeds that rank the subnets)' if value is None else f'{value:.4f}'}")
         print(f"standalone_runs_reused: {record['standalone_runs_reused']} (finished by an earlier invocation)")
 
-    def interrupted(self, args: argparse.Namespace) -> str:
-        out = getattr(args, "out", None)
-        if out and Path(out).is_dir():
-            return f"; the runs so far are in {out}: run the same command with --out {out} --resume"
-        return ""
 
-
-class BenchPicks(_RunDirBench):
+class BenchPicks(_ResumableBench):
     name = ("bench", "picks")
     help = "the search's pick against random architectures and a uniform QuadraNet, trained from scratch"
     kind = "bench-picks"
@@ -170,16 +179,13 @@ class BenchPicks(_RunDirBench):
         return PicksBenchConfig, run_picks_bench
 
     def options(self, parser: argparse.ArgumentParser, config_cls: type) -> list[str]:
-        parser.add_argument("--resume", action="store_true", help="continue the stopped benchmark in --out")
+        self.add_resume(parser)
         return add_config_options(parser, config_cls)
 
     def run_dir(self, config: Any, args: argparse.Namespace) -> Path:
         if args.resume and not args.out:
             raise ValueError("--resume needs --out: the benchmark's run directory to continue")
         return super().run_dir(config, args)
-
-    def execute(self, run_bench, config, out, args):
-        return run_bench(config, out=out, progress=not args.no_progress, resume=args.resume)
 
     def summary(self, record: dict[str, Any], config: Any) -> None:
         print(f"budget {record['budget']['label']}, {record['seeds']} seeds x {record['epochs']} epochs, "
@@ -189,12 +195,6 @@ class BenchPicks(_RunDirBench):
                   f"{r['params']:>8,d} params  {r['latency_ms']:.3f} ms  {r['peak_mem_mb']:.2f} MB")
         print(f"pick rank {record['pick_rank']} of {record['n_networks']}; gap to the random median "
               f"{record['gap_to_random_median_points']:+.2f} points; {record['minutes']:.1f} min")
-
-    def interrupted(self, args: argparse.Namespace) -> str:
-        out = getattr(args, "out", None)
-        if out and Path(out).is_dir():
-            return f"; what was done is kept in {out}: run the same command with --out {out} --resume"
-        return ""
 
 
 class BenchPredictors(_RunDirBench):

@@ -215,6 +215,20 @@ def test_cli_bench_ranking_rejects_unknown_space_and_bad_k(capsys):
     assert "k must be" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bench, module", [("ranking", "nas.bench.ranking.run_ranking_bench"),
+                                           ("picks", "nas.bench.picks.run_picks_bench")])
+def test_ctrl_c_in_a_resumable_bench_says_how_to_continue_it(tmp_path, capsys, monkeypatch, bench, module):
+    def interrupted(config, *, out, progress, resume):
+        out.mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, interrupted)
+    out = tmp_path / "b"
+    assert main(["bench", bench, "--out", str(out), "--no-progress"]) == 130
+    assert capsys.readouterr().err == (f"\nnas bench: interrupted; what was done is kept in {out}: "
+                                       f"run the same command with --out {out} --resume\n")
+
+
 def test_space_without_a_registered_dataset_asks_for_one(tmp_path):
     with pytest.raises(ValueError, match="no default dataset; pass --dataset"):
         run_ranking_bench(RankingBenchConfig(space="imagenet-quadranet-t"), out=tmp_path / "r", progress=False)
