@@ -193,11 +193,13 @@ def setting_changes(stored: dict[str, Any], current: dict[str, Any], *, free: fr
     return changes
 
 
-def prepare_bench_dir(out: Path, settings: dict[str, Any], *, resume: bool, command: str,
+def prepare_bench_dir(out: Path, settings: dict[str, Any], *, resume: bool,
                       free: frozenset[str] = frozenset()) -> None:
     """A benchmark's run directory: for a new run, refuse an occupied ``out`` and record
-    ``settings`` (its ``kind`` names the benchmark) in ``config.json``; for a resume, refuse a
-    directory of another ``command`` or one run with other settings (names in ``free`` may differ)."""
+    ``settings`` in ``config.json``; for a resume, refuse a directory of another benchmark (its
+    ``kind``, e.g. ``nas-bench-ranking`` for ``nas bench ranking``) or one run with other settings
+    (names in ``free`` may differ)."""
+    command = settings["kind"].replace("-", " ")
     if not resume:
         check_new_run_dir(out, hint="pass --resume to continue that benchmark, or choose another --out")
         out.mkdir(parents=True, exist_ok=True)

@@ -195,8 +195,7 @@ def run_picks_bench(config: PicksBenchConfig, *, out: str | Path, progress: bool
                     resume: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = Path(out)
-    prepare_bench_dir(out, {"kind": _KIND, **asdict(config)}, resume=resume, command="nas bench picks",
-                      free=frozenset({"device", "threads"}))
+    prepare_bench_dir(out, {"kind": _KIND, **asdict(config)}, resume=resume, free=frozenset({"device", "threads"}))
     pick, budget, search_cfg = _search(config, out, progress)
     t_search = time.perf_counter() - t0
     space = create_space(search_cfg["space"])

@@ -229,7 +229,7 @@ def run_ranking_bench(config: RankingBenchConfig, *, out: str | Path, progress: 
     check_data(space, splits)
     prepare_bench_dir(out, {"kind": _KIND, **asdict(config), "space": space.name, "dataset": dataset,
                             "data_options": task.data_options},
-                      resume=resume, command="nas bench ranking", free=frozenset({"device"}))
+                      resume=resume, free=frozenset({"device"}))
     sn_recipe = recipe if config.supernet_epochs is None else replace(recipe, epochs=config.supernet_epochs)
     sn_cfg = SupernetConfig(train=sn_recipe, n_random=config.n_random, distill=config.distill)
     supernet = finished_supernet(space=space.name, dataset=dataset, config=sn_cfg, out=out / "supernet",

@@ -135,16 +135,15 @@ def test_prepare_bench_dir_records_settings_and_refuses_a_resume_that_differs(tm
 
     out = tmp_path / "b"
     settings = {"kind": "nas-bench-x", "epochs": 3, "device": "cpu"}
-    prepare_bench_dir(out, settings, resume=False, command="nas bench x", free=frozenset({"device"}))
+    prepare_bench_dir(out, settings, resume=False, free=frozenset({"device"}))
     assert json.loads((out / "config.json").read_text()) == settings
     with pytest.raises(FileExistsError, match="--resume"):
-        prepare_bench_dir(out, settings, resume=False, command="nas bench x")
-    prepare_bench_dir(out, {**settings, "device": "cuda"}, resume=True, command="nas bench x",
-                      free=frozenset({"device"}))  # a free setting may change
+        prepare_bench_dir(out, settings, resume=False)
+    prepare_bench_dir(out, {**settings, "device": "cuda"}, resume=True, free=frozenset({"device"}))  # free: may change
     with pytest.raises(ValueError, match=r"--resume refused: .* was run with epochs=3, not epochs=4"):
-        prepare_bench_dir(out, {**settings, "epochs": 4}, resume=True, command="nas bench x")
+        prepare_bench_dir(out, {**settings, "epochs": 4}, resume=True)
     with pytest.raises(ValueError, match="not the record of a nas bench y run"):
-        prepare_bench_dir(out, {**settings, "kind": "nas-bench-y"}, resume=True, command="nas bench y")
+        prepare_bench_dir(out, {**settings, "kind": "nas-bench-y"}, resume=True)
     with pytest.raises(FileNotFoundError, match="not a nas bench x run directory"):
-        prepare_bench_dir(tmp_path / "none", settings, resume=True, command="nas bench x")
+        prepare_bench_dir(tmp_path / "none", settings, resume=True)
     assert json.loads((out / "config.json").read_text()) == settings  # a refused resume rewrote nothing
