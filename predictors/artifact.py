@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -214,6 +215,15 @@ def from_meta(cls: type[Predictor], meta: dict[str, Any]) -> Predictor:
     pred.feature_schema = list(meta["feature_schema"])
     pred.fingerprint = meta["fingerprint"]
     pred.fitted_at = meta.get("fitted_at")
+    interval = meta.get("interval") or {}
+    if not isinstance(interval, dict):
+        raise ValueError(f"predictor metadata: interval must be an object, got {interval!r}")
+    for key in ("residual_log", "drift_log"):
+        values = interval.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   and math.isfinite(v) for v in values):
+            raise ValueError(f"predictor metadata: interval.{key} must be a list of finite numbers")
+        setattr(pred, key, np.asarray(values, dtype=float))
     return pred
 
 
@@ -241,6 +251,7 @@ def refit(cls: type[Predictor], directory: str | Path) -> Predictor:
     table = read_table(directory)
     pred = cls(target=meta["target"], model=meta["model_choice"], folds=meta["folds"], seed=meta["seed"],
                normalize=meta.get("normalize", "auto"))
-    pred.fit(table)
+    drift = (meta.get("interval") or {}).get("drift_log") if isinstance(meta.get("interval"), dict) else None
+    pred.fit(table, drift_log=drift or None)  # train.csv holds one row per architecture: no speed drift in it
     pred.save(directory)
     return pred

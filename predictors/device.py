@@ -22,14 +22,28 @@ class DeviceMismatch(ValueError):
     """A predictor is being used for a device other than the one it was fitted on."""
 
 
+# Identity fields a fingerprint leaves out at their default (a torch-eager measurement's runtime).
+_IMPLIED = {"runtime": "torch"}
+
+
 def fingerprint_diffs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """``field: A != B`` for every identity field where ``a`` and ``b`` differ, sorted by field."""
-    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    """``field: A != B`` for every identity field where ``a`` and ``b`` differ, sorted by field (a
+    field left out counts as its default: no ``runtime`` is torch eager)."""
+    def get(fp: dict[str, Any], k: str) -> Any:
+        return fp.get(k, _IMPLIED.get(k))
+
+    return [f"{k}: {get(a, k)!r} != {get(b, k)!r}" for k in sorted(set(a) | set(b)) if get(a, k) != get(b, k)]
 
 
 def describe_fingerprint(fp: dict[str, Any]) -> str:
-    """A device in words: ``KIND NAME``."""
-    return f"{fp.get('kind', '?')} {fp.get('name', '?')}"
+    """A target in words: ``KIND NAME`` and, where known, the runtime and thread count
+    (``cpu NAME, onnxruntime 1.32.0, 1 thread``; a fingerprint without a runtime is torch eager's)."""
+    runtime = " ".join(str(v) for v in (fp.get("runtime", "torch"), fp.get("runtime_version")) if v)
+    threads = fp.get("threads")
+    parts = [f"{fp.get('kind', '?')} {fp.get('name', '?')}", runtime]
+    if threads:
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+    return ", ".join(parts)
 
 
 def check_fingerprint_arg(fingerprint: object) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import kendalltau
 
-__all__ = ["kendall_tau", "prediction_metrics", "rmspe", "within_pct"]
+__all__ = ["interval_coverage", "kendall_tau", "prediction_metrics", "rmspe", "within_pct"]
 
 
 def _arrays(predicted: Sequence[float], measured: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -50,3 +50,14 @@ def prediction_metrics(predicted: Sequence[float], measured: Sequence[float]) ->
         "kendall_tau": kendall_tau(predicted, measured),
         "n_test": len(measured),
     }
+
+
+def interval_coverage(low: Sequence[float], high: Sequence[float], measured: Sequence[float]) -> float:
+    """Share of ``measured`` values inside their interval ``[low, high]`` (ends included)."""
+    lo, hi, m = (np.asarray(v, dtype=float) for v in (low, high, measured))
+    if not (lo.shape == hi.shape == m.shape) or m.ndim != 1 or len(m) == 0:
+        raise ValueError(f"interval_coverage needs three equally long non-empty sequences, got lengths "
+                         f"{lo.size}, {hi.size}, {m.size}")
+    if np.any(lo > hi):
+        raise ValueError("interval_coverage: some interval has low > high")
+    return float(np.mean((lo <= m) & (m <= hi)))

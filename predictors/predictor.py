@@ -2,6 +2,7 @@
 
     pred = Predictor(target="latency").fit(table)       # picks the best cost model by CV
     pred.predict([arch, …], batch_size=1)                # -> np.ndarray, ms
+    pred.predict([arch, …], batch_size=1, level=0.9)     # -> PredictionInterval(median, low, high)
     pred.evaluate(held_out_table)                        # rmspe, within_5/10pct, kendall_tau
     pred.save("predictors/latency");  Predictor.load("predictors/latency", fingerprint=fp)
 
@@ -21,6 +22,20 @@ current fingerprint) refuses another device unless forced (:mod:`predictors.devi
 :meth:`evaluate`, :meth:`predict_table` and :meth:`measured` refuse a table measured on another
 device (unless forced) or at batch sizes the predictor was not fitted on.
 
+**Intervals** (``predict(..., level=)``) are split-conformal on cross-validated residuals: the
+out-of-fold predictions of the chosen model on its training table (the same K folds that chose
+it) give log-ratio residuals ``log(measured / predicted)``, and the interval of level ``q`` is
+the prediction times the exponentials of their ``(1 − q)/2`` and ``(1 + q)/2`` quantiles, with
+the finite-sample correction of conformal prediction (order statistic ``⌈(n + 1)(1 + q)/2⌉`` of
+``n``). Conformal rather than quantile models because it needs no second model, holds for
+every cost model in the registry alike, and its coverage is guaranteed for exchangeable
+architectures however good or bad the model is; log ratios because errors scale with the
+cost. A latency predictor also adds the machine's speed drift: the log ratio of the
+reference's latency between consecutive measurements of the training run (``drift_log``) —
+the change a stated speed (:meth:`at_speed`) suffers by the time an architecture is timed —
+is convolved with the residuals, so the interval of a prediction stated at the speed of the
+moment covers the measurement that follows it.
+
 Persistence — :meth:`save`, :meth:`load`, :meth:`refit`, :meth:`read_metadata` — is
 :mod:`predictors.artifact`'s: a data-only directory (``predictor.json``, ``model.safetensors``,
 ``train.csv``) that loading never executes anything from.
@@ -29,10 +44,12 @@ Persistence — :meth:`save`, :meth:`load`, :meth:`refit`, :meth:`read_metadata`
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +73,62 @@ from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int, plain_int
 from search_spaces.space import SearchSpace, as_space, create_space
 
-__all__ = ["DeviceMismatch", "MAX_SEED", "Predictor", "library_versions"]  # the first and last re-exported
+__all__ = ["DeviceMismatch", "MAX_SEED", "PredictionInterval", "Predictor", "library_versions"]  # the first and
+# last re-exported
 
 NORMALIZE = ("auto", "reference", "none")
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state takes [0, 2**32 - 1]
+
+
+@dataclass(frozen=True)
+class PredictionInterval:
+    """Predictions with a central interval of ``level``: ``median`` (the cost model's estimate),
+    ``low`` and ``high``, one entry per architecture, in the target's unit."""
+
+    median: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    level: float
+
+    def scaled(self, factor: float) -> PredictionInterval:
+        """All three times ``factor`` (a latency stated at another machine speed)."""
+        return PredictionInterval(self.median * factor, self.low * factor, self.high * factor, self.level)
+
+
+def check_level(level: object) -> float:
+    """An interval level: a number strictly between 0 and 1 (0.9 for 90 %)."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be a number strictly between 0 and 1 (0.9 for a 90 % interval), got {level!r}")
+    return float(level)
+
+
+def conformal_log_bounds(residual_log: np.ndarray, drift_log: np.ndarray | None, level: float) -> tuple[float, float]:
+    """``(low, high)`` log-ratio bounds of a ``level`` interval from residuals (and speed drift,
+    convolved with them): order statistics with the split-conformal finite-sample correction."""
+    r = np.asarray(residual_log, dtype=float)
+    n = len(r)
+    if n == 0:
+        raise ValueError("no residuals to calibrate an interval on")
+    scores = r if drift_log is None or len(drift_log) == 0 else (r[:, None] + np.asarray(drift_log)[None, :]).ravel()
+    alpha = 1.0 - level
+    q_hi = min(1.0, math.ceil((n + 1) * (1.0 - alpha / 2.0)) / n)
+    q_lo = max(0.0, math.floor((n + 1) * (alpha / 2.0)) / n)
+    return float(np.quantile(scores, q_lo, method="lower")), float(np.quantile(scores, q_hi, method="higher"))
+
+
+def speed_drift_log(table: pd.DataFrame) -> np.ndarray:
+    """Log ratios of the reference's latency between consecutive rows of a raw profile table (in
+    the order measured, per batch size): how much the machine's speed moves between one
+    measurement and the next."""
+    if "ref_latency_ms" not in table or "batch_size" not in table:
+        return np.zeros(0)
+    out = []
+    for _, rows in table.groupby("batch_size", sort=True):
+        ref = pd.to_numeric(rows["ref_latency_ms"], errors="coerce").to_numpy(dtype=float)
+        ref = ref[np.isfinite(ref) & (ref > 0)]
+        if len(ref) > 1:
+            out.append(np.diff(np.log(ref)))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 class Predictor:
@@ -96,6 +165,8 @@ class Predictor:
         self.normalization = "none"
         self.ref_arch_id: str | None = None
         self.ref_baseline_ms: dict[int, float] | None = None  # per batch size
+        self.residual_log: np.ndarray = np.zeros(0)  # out-of-fold log(measured / predicted) on the training table
+        self.drift_log: np.ndarray = np.zeros(0)  # the speed's drift between consecutive measurements (latency)
 
     # --- features -------------------------------------------------------------------------
     @property
@@ -139,13 +210,18 @@ class Predictor:
         return table["ref_ratio"].to_numpy(dtype=float) * baseline
 
     # --- fitting ----------------------------------------------------------------------------
-    def fit(self, table: pd.DataFrame) -> Predictor:
-        """Fit on a profile table of one device and one space (see :mod:`predictors.table`)."""
+    def fit(self, table: pd.DataFrame, *, drift_log: Sequence[float] | None = None) -> Predictor:
+        """Fit on a profile table of one device and one space (see :mod:`predictors.table`).
+
+        The speed drift of a latency predictor's intervals is read from the table's rows in the
+        order measured (several passes per architecture, as ``nas profile`` writes them);
+        ``drift_log`` gives it instead (a refit from an aggregated ``train.csv``)."""
         if not isinstance(table, pd.DataFrame) or len(table) == 0:
             raise ValueError("fit needs a non-empty profile table (a pandas DataFrame)")
         missing = [c for c in ("arch_json", "batch_size", "fingerprint", "space", self.column) if c not in table]
         if missing:
             raise ValueError(f"profile table lacks columns {missing}")
+        raw = table
         if "fingerprint_id" in table and "arch_id" in table:
             table = aggregate_profiles(table)  # one row per architecture: the median over passes
         fps = table["fingerprint"].unique()
@@ -174,14 +250,30 @@ class Predictor:
         self.table = table.reset_index(drop=True).copy()
         samples, y = self._table_samples(self.table), self._target_values(self.table)
         names = list(COST_MODELS) if self.model_choice == "auto" else [self.model_choice]
-        self.cv_scores = {name: self._cv_rmspe(name, samples, y) for name in names} if len(names) > 1 else {}
-        self.model_name = min(self.cv_scores, key=self.cv_scores.get) if self.cv_scores else names[0]
+        oof = {name: self._cv_predictions(name, samples, y) for name in names}
+        scores = {name: rmspe(p, y) if p is not None else float("inf") for name, p in oof.items()}
+        self.cv_scores = scores if len(names) > 1 else {}
+        self.model_name = min(scores, key=scores.get) if self.cv_scores else names[0]
         self.model = create_cost_model(self.model_name, seed=self.seed).fit(samples, y)
+        chosen = oof[self.model_name]
+        if chosen is None:  # a batch size only in one fold: no out-of-fold prediction for it
+            self.residual_log = np.zeros(0)
+        else:
+            ok = (chosen > 0) & (y > 0)
+            self.residual_log = np.log(y[ok] / chosen[ok])
+        if self.normalization != "reference":
+            self.drift_log = np.zeros(0)  # measured latencies (or memory): no speed is stated
+        elif drift_log is not None:
+            self.drift_log = np.asarray(list(drift_log), dtype=float)
+        else:
+            self.drift_log = speed_drift_log(raw)
         self.batch_sizes = sorted(int(b) for b in np.unique(samples.batch_sizes))
         self.fitted_at = time.strftime("%Y-%m-%dT%H:%M:%S")
         return self
 
-    def _cv_rmspe(self, name: str, samples: Samples, y: np.ndarray) -> float:
+    def _cv_predictions(self, name: str, samples: Samples, y: np.ndarray) -> np.ndarray | None:
+        """Out-of-fold predictions of cost model ``name`` on the training samples (``None`` where a
+        fold cannot be fitted, e.g. a batch size only in the held-out fold)."""
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(samples))
         folds = np.array_split(order, self.folds)
@@ -194,8 +286,8 @@ class Predictor:
                     warnings.simplefilter("ignore", ClampedCostWarning)
                     pred[test] = model.predict(samples.subset(test))
             except ValueError:  # e.g. a batch size only in the held-out fold
-                return float("inf")
-        return rmspe(pred, y)
+                return None
+        return pred
 
     # --- use --------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -203,13 +295,22 @@ class Predictor:
             raise RuntimeError("predictor is not fitted: call fit(table) or Predictor.load(dir)")
 
     def predict(self, archs: ArchConfig | Sequence[ArchConfig], batch_size: int, *,
-                space: SearchSpace | None = None) -> np.ndarray:
-        """Predicted cost of each architecture at ``batch_size`` (ms for latency, MB for memory).
+                space: SearchSpace | None = None, level: float | None = None) -> np.ndarray | PredictionInterval:
+        """Predicted cost of each architecture at ``batch_size`` (ms for latency — at the training
+        run's reference speed when normalised, see :meth:`at_speed` —, MB for memory).
 
-        ``space`` widens the fitted space (same name and stages, more choices) to ask about
-        architectures outside it — an extrapolation, as the staircase bench does.
+        With ``level`` (0.9: a 90 % interval) a :class:`PredictionInterval` of median, low and
+        high (see the module docstring: split-conformal on cross-validated residuals, a latency's
+        speed drift included). ``space`` widens the fitted space (same name and stages, more
+        choices) to ask about architectures outside it — an extrapolation, as the staircase
+        bench does.
         """
         self._require_fitted()
+        if level is not None:
+            level = check_level(level)
+            median = self.predict(archs, batch_size, space=space)
+            low, high = self.log_bounds(level)
+            return PredictionInterval(median, median * math.exp(low), median * math.exp(high), level)
         space = as_space(space)
         if space is not None and (space.name != self.space or
                                   feature_names(space, cuda=self.sm_count is not None) != self.feature_schema):
@@ -225,6 +326,37 @@ class Predictor:
         if not archs:
             return np.zeros(0)
         return self.model.predict(self._samples(list(archs), [batch_size] * len(archs), space))
+
+    def log_bounds(self, level: float) -> tuple[float, float]:
+        """The ``level`` interval's bounds as log ratios to the prediction (see the module docstring)."""
+        self._require_fitted()
+        level = check_level(level)
+        if len(self.residual_log) < 2:
+            raise ValueError(f"this {self.target} predictor has no cross-validated residuals to state an interval "
+                             f"from (an artifact saved before intervals were recorded?); refit it: "
+                             f"nas predictors refit DIR")
+        return conformal_log_bounds(self.residual_log, self.drift_log if len(self.drift_log) else None, level)
+
+    def speed_factor(self, ref_latency_ms: float, batch_size: int) -> float:
+        """The factor that states a prediction at the speed a reference latency of
+        ``ref_latency_ms`` (the space's reference architecture timed now) shows: that latency over
+        the training run's reference median (1.0 for a predictor that is not normalised)."""
+        if self.normalization != "reference":
+            return 1.0
+        if batch_size not in (self.ref_baseline_ms or {}):
+            raise ValueError(f"no reference speed for batch size {batch_size}; this predictor has "
+                             f"{sorted(self.ref_baseline_ms or {})}")
+        if not (isinstance(ref_latency_ms, numbers.Real) and math.isfinite(ref_latency_ms) and ref_latency_ms > 0):
+            raise ValueError(f"ref_latency_ms must be a positive number of ms, got {ref_latency_ms!r}")
+        return float(ref_latency_ms) / self.ref_baseline_ms[batch_size]
+
+    @property
+    def target_record(self) -> dict[str, Any]:
+        """The deployment target this predictor speaks for: device kind, runtime, threads, batch sizes."""
+        fp = self.fingerprint or {}
+        return {"device": fp.get("kind"), "runtime": fp.get("runtime", "torch"),
+                "runtime_version": fp.get("runtime_version"), "threads": fp.get("threads"),
+                "batch_sizes": list(self.batch_sizes)}
 
     def _check_batch_sizes(self, batch_sizes: Sequence[int], *, what: str | None = None) -> None:
         """Refuse batch sizes this predictor was not fitted on (every model: the learned ones would
@@ -325,6 +457,11 @@ class Predictor:
             "normalization": self.normalization, "ref_arch_id": self.ref_arch_id,
             "ref_baseline_ms": ({str(b): v for b, v in self.ref_baseline_ms.items()}
                                 if self.ref_baseline_ms is not None else None),
+            "target_record": self.target_record,
+            "interval": {"method": "split-conformal on out-of-fold log-ratio residuals"
+                                   + (", convolved with the speed drift" if len(self.drift_log) else ""),
+                         "residual_log": [float(v) for v in self.residual_log],
+                         "drift_log": [float(v) for v in self.drift_log]},
         }
 
     def save(self, directory: str | Path) -> Path:

@@ -9,7 +9,7 @@ memory (:mod:`profilers.memory`), per-op (:mod:`profilers.ops`) and per-kernel r
 occupancy and waves (:mod:`profilers.kernels`), the fingerprint and clock records
 (:mod:`profilers.fingerprint`).
 
-May import: torch, pynvml (lazily, on CUDA) and ``search_spaces``.
+May import: torch, pynvml (lazily, on CUDA), onnxruntime (lazily, for its runtime) and ``search_spaces``.
 """
 
 from profilers.backend import BACKENDS, ProfilerBackend, backend_for, check_device, present_backends
@@ -34,14 +34,16 @@ from profilers.memory import (
 )
 from profilers.ops import OpRecord, op_records
 from profilers.profile import LatencySettings, ProfileRecord, profile
+from profilers.runtimes import RUNTIMES, Deployed, Runtime, check_runtime, create_runtime
+from profilers.target import Target
 from profilers.timing import TimingStats, measure_latency, measure_latency_paired, summarize, synchronize, time_once_ms
 
 __all__ = [
-    "BACKENDS", "CPUBackend", "CUDABackend", "ClockReading", "DeviceFingerprint", "FingerprintMismatch",
-    "KernelRecord", "LatencySettings", "OpRecord", "ProfileRecord", "ProfilerBackend", "SavedTensorMeter",
-    "TimingStats", "backend_for", "check_device", "clock_change", "cpu_model_name", "device_fingerprint",
-    "device_name", "kernel_records_from_trace", "measure_latency", "measure_latency_paired", "op_records",
-    "peak_cpu_memory_bytes", "peak_cuda_memory_bytes", "peak_from_memory_events", "present_backends", "profile",
-    "read_clocks", "resident_blocks_per_sm", "saved_activation_bytes", "summarize", "synchronize", "time_once_ms",
-    "waves",
+    "BACKENDS", "CPUBackend", "CUDABackend", "ClockReading", "Deployed", "DeviceFingerprint", "FingerprintMismatch",
+    "KernelRecord", "LatencySettings", "OpRecord", "ProfileRecord", "ProfilerBackend", "RUNTIMES", "Runtime",
+    "SavedTensorMeter", "Target", "TimingStats", "backend_for", "check_device", "check_runtime", "clock_change",
+    "cpu_model_name", "create_runtime", "device_fingerprint", "device_name", "kernel_records_from_trace",
+    "measure_latency", "measure_latency_paired", "op_records", "peak_cpu_memory_bytes", "peak_cuda_memory_bytes",
+    "peak_from_memory_events", "present_backends", "profile", "read_clocks", "resident_blocks_per_sm",
+    "saved_activation_bytes", "summarize", "synchronize", "time_once_ms", "waves",
 ]

@@ -6,7 +6,13 @@ or memory measurement (and a predictor fitted on such measurements) to carry ove
 - CPU: model name, logical core count, the thread count used, torch version;
 - CUDA: GPU name, driver, compute capability, SM count, L2 size, memory size, power limit and
   the per-SM limits the occupancy calculation needs (threads, registers, shared memory), from
-  ``pynvml`` and ``torch.cuda.get_device_properties``; torch version.
+  ``pynvml`` and ``torch.cuda.get_device_properties``; torch version;
+- both: the **runtime** the network runs in (:mod:`profilers.runtimes`: ``torch`` eager,
+  ``torchscript``, ``onnxruntime``) and that runtime's version where it is not torch's. A
+  measurement in ONNX Runtime is of another target than one in PyTorch eager on the same
+  machine, so a predictor fitted on one is refused on the other. The identity of a ``torch``
+  measurement leaves both fields out, so its ``fingerprint_id`` is the one it had before runtimes
+  were recorded (profile tables and predictors of earlier versions still match).
 
 ``fingerprint_id`` is a short hash of those identity fields. Per-measurement conditions —
 clocks, temperature, power draw — are a :class:`ClockReading`, read before and after each
@@ -29,7 +35,7 @@ import torch
 from profilers.backend import as_device, backend_for, kinds_text
 
 __all__ = ["ClockReading", "DeviceFingerprint", "FingerprintMismatch", "clock_change", "device_fingerprint",
-           "read_clocks"]
+           "read_clocks", "with_runtime"]
 
 class FingerprintMismatch(ValueError):
     """A measurement or predictor belongs to a different device than the one at hand."""
@@ -54,12 +60,16 @@ class DeviceFingerprint:
     max_blocks_per_sm: int | None = None
     regs_per_sm: int | None = None
     smem_per_sm_kb: float | None = None
+    runtime: str = "torch"  # the runtime measured (profilers.runtimes.RUNTIMES)
+    runtime_version: str | None = None  # its version, where it is not torch's
 
     def __post_init__(self) -> None:
         if self.kind not in ("cpu", "cuda"):
             raise ValueError(f"fingerprint kind must be 'cpu' or 'cuda', got {self.kind!r}")
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"fingerprint name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.runtime, str) or not self.runtime:
+            raise ValueError(f"fingerprint runtime must be a non-empty string, got {self.runtime!r}")
 
     @property
     def fingerprint_id(self) -> str:
@@ -68,7 +78,12 @@ class DeviceFingerprint:
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The identity fields; a ``torch`` measurement's leaves the runtime fields out (see the
+        module docstring), so its ``fingerprint_id`` is unchanged from earlier versions."""
+        out = asdict(self)
+        if out["runtime"] == "torch" and out["runtime_version"] is None:
+            del out["runtime"], out["runtime_version"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -92,14 +107,16 @@ class DeviceFingerprint:
 
     def differences(self, other: DeviceFingerprint) -> list[str]:
         """``field: mine != theirs`` for every identity field that differs."""
-        mine, theirs = self.to_dict(), other.to_dict()
+        mine, theirs = asdict(self), asdict(other)
         return [f"{k}: {mine[k]!r} != {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
 
     def describe(self) -> str:
+        runtime = "" if self.runtime == "torch" else f", {self.runtime} {self.runtime_version or ''}".rstrip()
         if self.kind == "cpu":
-            return f"CPU {self.name} ({self.cpu_cores} cores, {self.threads} threads, torch {self.torch_version})"
+            return (f"CPU {self.name} ({self.cpu_cores} cores, {self.threads} threads, torch {self.torch_version}"
+                    f"{runtime})")
         return (f"GPU {self.name} (cc {self.compute_capability}, {self.sm_count} SMs, driver {self.driver}, "
-                f"torch {self.torch_version})")
+                f"torch {self.torch_version}{runtime})")
 
     def check_matches(self, other: DeviceFingerprint, *, what: str, force: bool = False) -> None:
         """Raise :class:`FingerprintMismatch` unless ``other`` is this device (or ``force``)."""
@@ -112,8 +129,13 @@ class DeviceFingerprint:
             )
 
 
-def device_fingerprint(device: torch.device | str = "cpu", *, threads: int | None = None) -> DeviceFingerprint:
-    """The fingerprint of ``device``; on CPU ``threads`` is the thread count used (default torch's)."""
+def device_fingerprint(device: torch.device | str = "cpu", *, threads: int | None = None,
+                       runtime: str = "torch") -> DeviceFingerprint:
+    """The fingerprint of ``device`` measured in ``runtime``; on CPU ``threads`` is the thread
+    count used (default torch's)."""
+    from profilers.runtimes import RUNTIMES, check_runtime
+
+    check_runtime(runtime)
     device = as_device(device)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None (torch's setting), got {threads!r}")
@@ -121,7 +143,15 @@ def device_fingerprint(device: torch.device | str = "cpu", *, threads: int | Non
         backend = backend_for(device)
     except ValueError:
         raise ValueError(f"can fingerprint {kinds_text()} devices, got {device}") from None
-    return backend.fingerprint(int(threads) if threads is not None else None)
+    fp = backend.fingerprint(int(threads) if threads is not None else None)
+    return with_runtime(fp, runtime, RUNTIMES[runtime].version())
+
+
+def with_runtime(fp: DeviceFingerprint, runtime: str, version: str | None) -> DeviceFingerprint:
+    """``fp`` as the fingerprint of a measurement in ``runtime`` (of ``version``)."""
+    from dataclasses import replace
+
+    return replace(fp, runtime=runtime, runtime_version=version)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,17 @@ One call produces a :class:`ProfileRecord`:
   (:func:`profilers.timing.measure_latency_paired`) and the record also carries the
   reference's latency: the machine's speed at that moment, for ratios that a shared machine's
   drifting speed does not disturb.
+- **runtime** (:mod:`profilers.runtimes`): the network runs in PyTorch eager (``torch``, the
+  default), or as the TorchScript or ONNX file ``nas export`` writes, loaded in that runtime —
+  the reference too, so the ratio to it is a ratio within one runtime.
 - **memory**: peak inference memory (one forward under ``torch.inference_mode``) and peak
   training memory (forward, cross-entropy, backward, with gradients allocated inside), plus
   parameter bytes. CUDA: ``torch.cuda.max_memory_allocated`` after a reset, which includes
   everything live on the device. CPU: parameters, buffers and the input (live before the step)
   plus the peak of live tensor allocations during the step from ``torch.profiler`` memory
-  events — the same quantity.
+  events — the same quantity. In ONNX Runtime, inference memory is ONNX Runtime's own count
+  (its arena's peak bytes in use; :class:`profilers.runtimes.OnnxRuntime`), and per-op records
+  are not taken; training memory is always PyTorch eager's (training runs in PyTorch).
 - **per-op records** from ``torch.profiler`` (op name, input shapes, self time, count) of one
   inference forward; on CUDA also **per-kernel records** with grid, block, registers, shared
   memory, the profiler's blocks/warps per SM and occupancy, and our resident blocks per SM and
@@ -36,9 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from profilers.backend import backend_for
-from profilers.fingerprint import ClockReading, DeviceFingerprint, clock_change
+from profilers.fingerprint import ClockReading, DeviceFingerprint, clock_change, with_runtime
 from profilers.kernels import KernelRecord
 from profilers.ops import OpRecord
+from profilers.runtimes import Deployed, create_runtime
 from profilers.timing import TimingStats, check_timing_settings, measure_latency, measure_latency_paired
 from search_spaces.arch import ArchConfig
 from search_spaces.layers import check_positive_int, plain_int
@@ -180,27 +186,34 @@ def profile(
     with_ops: bool = True,
     seed: int = 0,
     space: SearchSpace | None = None,
-    reference: nn.Module | ArchConfig | None = None,
+    reference: nn.Module | ArchConfig | Deployed | None = None,
+    runtime: str = "torch",
 ) -> ProfileRecord:
     """Measure ``target`` (a model, or an architecture of ``space`` — default: the registered
-    space it names) on ``device``. A module passed in is moved to ``device``; its training
-    flag and gradients are left as they were. ``reference`` (a model or an architecture taking
-    the same input) is timed interleaved with ``target``; the record's ``ref_latency`` holds its
-    latency."""
+    space it names) on ``device`` in ``runtime`` (:data:`profilers.runtimes.RUNTIMES`). A module
+    passed in is moved to ``device``; its training flag and gradients are left as they were.
+    ``reference`` (a model or an architecture taking the same input, or one already deployed in
+    ``runtime`` — built once when every measurement of a run times it) is timed interleaved with
+    ``target``; the record's ``ref_latency`` holds its latency."""
     batch_size = check_positive_int("batch_size", plain_int(batch_size))
     if threads is not None:
         threads = check_positive_int("threads", plain_int(threads))
     if not isinstance(latency, LatencySettings):
         raise TypeError(f"latency must be a LatencySettings, got {type(latency).__name__}"
                         + (f"; build one from it: LatencySettings(**{latency!r})" if isinstance(latency, dict) else ""))
+    rt = create_runtime(runtime)  # unknown or not installed: said before anything is built
     backend = backend_for(device)
     device = backend.device
     if not backend.present():
         raise ValueError(f"device {device} requested but torch sees no {backend.kind.upper()} device")
     space = as_space(space)
     model, shape, arch, name = _resolve(target, input_shape, space)
-    ref_model, ref_arch = None, None
-    if reference is not None:
+    ref_model, ref_arch, ref_deployed = None, None, None
+    if isinstance(reference, Deployed):
+        if reference.runtime != runtime:
+            raise ValueError(f"reference is deployed in {reference.runtime}, the measurement runs in {runtime}")
+        ref_deployed = reference
+    elif reference is not None:
         same_space = isinstance(reference, ArchConfig) and space is not None and space.name == reference.space
         ref_space = space if same_space else None
         try:
@@ -214,7 +227,8 @@ def profile(
     t0 = time.perf_counter()
     try:
         with backend.threads(threads):
-            fp = backend.fingerprint(backend.threads_in_use())
+            in_use = backend.threads_in_use()
+            fp = with_runtime(backend.fingerprint(in_use), runtime, rt.version())
             gen = torch.Generator().manual_seed(seed)
             model = model.to(device)
             x = torch.randn((batch_size, *shape), generator=gen).to(device)
@@ -224,25 +238,20 @@ def profile(
             param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
             x_bytes, y_bytes = x.numel() * x.element_size(), y.numel() * y.element_size()
 
-            before = backend.read_clocks()
             model.eval()
-
-            def infer() -> None:
-                with torch.inference_mode():
-                    model(x)
+            deployed = rt.deploy(model, input_shape=shape, device=device, threads=in_use)
+            infer = deployed.infer_fn(x)
+            if ref_model is not None:
+                ref_deployed = rt.deploy(ref_model.to(device).eval(), input_shape=shape, device=device,
+                                         threads=in_use)
+            before = backend.read_clocks()
 
             timing = asdict(latency)  # LatencySettings' fields are the timing functions' keywords
             ref_stats = None
-            if ref_model is None:
+            if ref_deployed is None:
                 stats = measure_latency(infer, device, **timing)
             else:
-                ref_model = ref_model.to(device).eval()
-
-                def infer_ref() -> None:
-                    with torch.inference_mode():
-                        ref_model(x)
-
-                stats, ref_stats = measure_latency_paired(infer, infer_ref, device, **timing)
+                stats, ref_stats = measure_latency_paired(infer, ref_deployed.infer_fn(x), device, **timing)
             def train() -> None:  # one training step, the model left in eval mode without gradients
                 model.train()
                 try:
@@ -251,9 +260,14 @@ def profile(
                     model.zero_grad(set_to_none=True)
                     model.eval()
 
-            peak_infer, peak_train, ops, kernels = backend.memory_and_ops(
-                infer, train, infer_live_bytes=resident + x_bytes, train_live_bytes=resident + x_bytes + y_bytes,
-                with_ops=with_ops, fingerprint=fp)
+            runtime_peak = deployed.peak_infer_bytes(x)
+            if runtime_peak is None:  # a PyTorch runtime: the device's backend measures the call
+                peak_infer, peak_train, ops, kernels = backend.memory_and_ops(
+                    infer, train, infer_live_bytes=resident + x_bytes,
+                    train_live_bytes=resident + x_bytes + y_bytes, with_ops=with_ops, fingerprint=fp)
+            else:  # the runtime's own count; training is PyTorch's
+                peak_infer, ops, kernels = runtime_peak, (), ()
+                peak_train = backend.peak_bytes(train, live_bytes=resident + x_bytes + y_bytes)
             after = backend.read_clocks()
     finally:
         model.train(was_training)

@@ -5,25 +5,24 @@ Each :class:`ExportFormat` names its file, how it is written from the export cop
 input, and the lines of the model card's *Loading* section that load it. :data:`FORMATS` is the
 only list of them: ``safetensors`` (the weights; always written, :func:`nas.export.load_model`
 rebuilds the network from them), ``torchscript`` (``torch.jit.trace``) and ``onnx`` (opset 17:
-input ``images`` (B, C, H, W) → output ``logits`` (B, num_classes), batch size free).
+input ``images`` (B, C, H, W) → output ``logits`` (B, num_classes), batch size free). The files
+are written by :mod:`search_spaces.deploy`, which the profilers' runtimes use too: what a
+search measures in ONNX Runtime or TorchScript is the file an export ships.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from search_spaces.arch import ArchConfig
+from search_spaces.deploy import ONNX_OPSET, write_onnx, write_torchscript
 from search_spaces.networks import QuadraNet
 
 __all__ = ["FORMATS", "ONNX_OPSET", "ExportFormat", "export_formats", "parse_formats", "register_format"]
-
-ONNX_OPSET = 17
 
 
 @dataclass(frozen=True)
@@ -47,16 +46,6 @@ def register_format(fmt: ExportFormat) -> ExportFormat:
     return fmt
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the tracer's and exporters' warnings: shape checks traced as constants (batch size
-    stays free), and the deprecation notices of ``torch.jit.trace`` / the TorchScript ONNX exporter."""
-    with warnings.catch_warnings():
-        for category in (torch.jit.TracerWarning, DeprecationWarning, FutureWarning):
-            warnings.simplefilter("ignore", category)
-        yield
-
-
 def _write_safetensors(net: QuadraNet, path: Path, arch: ArchConfig) -> None:
     from safetensors.torch import save_file
 
@@ -64,32 +53,16 @@ def _write_safetensors(net: QuadraNet, path: Path, arch: ArchConfig) -> None:
     save_file(state, str(path), metadata={"arch_id": arch.arch_id, "space": arch.space})
 
 
-def _write_torchscript(net: QuadraNet, path: Path, example: torch.Tensor) -> None:
-    with _quiet(), torch.no_grad():
-        traced = torch.jit.trace(net, example)
-        torch.jit.save(traced, str(path))
-
-
-def _write_onnx(net: QuadraNet, path: Path, example: torch.Tensor) -> None:
-    with _quiet(), torch.no_grad():
-        torch.onnx.export(
-            net, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
-            input_names=["images"], output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-        )
-
-
-
 register_format(ExportFormat(
     name="safetensors", file="model.safetensors", description="the weights, float32 (always written)",
     write=lambda net, path, arch, example: _write_safetensors(net, path, arch)))
 register_format(ExportFormat(
     name="torchscript", file="model.pt", description="TorchScript (traced)",
-    write=lambda net, path, arch, example: _write_torchscript(net, path, example),
+    write=lambda net, path, arch, example: write_torchscript(net, path, example),
     loading=("import torch", "", 'scripted = torch.jit.load("model.pt")  # logits = scripted(x)')))
 register_format(ExportFormat(
     name="onnx", file="model.onnx", description=f"ONNX, opset {ONNX_OPSET}, dynamic batch",
-    write=lambda net, path, arch, example: _write_onnx(net, path, example),
+    write=lambda net, path, arch, example: write_onnx(net, path, example),
     loading=("import onnxruntime", "", 'session = onnxruntime.InferenceSession("model.onnx")',
              'logits = session.run(["logits"], {"images": x.numpy()})[0]  # any batch size')))
 

@@ -30,16 +30,14 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from nas.export.card import card_record, check_card, render_model_card
 from nas.export.formats import FORMATS, parse_formats
 from search_spaces.arch import ArchConfig
 from search_spaces.atomic import replace_directory, temp_paths, temp_sibling
+from search_spaces.deploy import EXAMPLE_BATCH, deploy_copy, example_input
 from search_spaces.networks import NetConfig, QuadraNet
 from search_spaces.space import SearchSpace, create_space, parse_arch
 
@@ -56,7 +54,6 @@ def export_files() -> dict[str, str]:
     architecture, every registered format's file (:data:`~nas.export.formats.FORMATS`), the cards."""
     return {"arch": ARCH_FILE, **{f.name: f.file for f in FORMATS.values()}, "model_card": MODEL_CARD_FILE,
             "card": CARD_FILE}
-EXAMPLE_BATCH = 2  # batch size of the example input the traced formats are made from
 
 
 def load_arch_json(text_or_dict: str | Mapping[str, Any], *, source: str,
@@ -94,12 +91,6 @@ def _stage_str(stage: Any) -> str:
     return f"width {stage.width} with blocks [{blocks}]"
 
 
-def _export_copy(model: QuadraNet, config: NetConfig) -> QuadraNet:
-    """A CPU float32 copy in eval mode, quadratic mixers as plain ops (traceable and serialisable)."""
-    net = QuadraNet(replace(config, quadra_impl="plain"))
-    state = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
-    net.load_state_dict(state, strict=True)
-    return net.eval()
 
 
 
@@ -185,8 +176,8 @@ def export_model(model: QuadraNet, arch: ArchConfig, out_dir: str | Path, *,
     every_file = export_files()
     files = {name: every_file[name] for name in names}
 
-    net = _export_copy(model, config)
-    example = torch.randn(EXAMPLE_BATCH, *space.input_shape, generator=torch.Generator().manual_seed(0))
+    net = deploy_copy(model, config)
+    example = example_input(space.input_shape)
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(out)
     tmp = temp_sibling(out)

@@ -51,12 +51,11 @@ from tqdm.auto import tqdm
 
 from nas.profiling.adaptive import adaptive_candidates, macs_key
 from nas.profiling.config import ProfileRunConfig
-from nas.profiling.measure import measure_arch, reference_arch
+from nas.profiling.measure import deploy_reference, measure_arch, reference_arch
 from nas.rundir import append_json_line
 from predictors.table import aggregate_profiles, append_profile_row, read_profiles, rows_for
 from profilers import LatencySettings, device_fingerprint, profile
 from search_spaces.arch import ArchConfig
-from search_spaces.networks import QuadraNet
 from search_spaces.space import arch_ids, create_space
 
 __all__ = ["collect_profiles", "records_path"]
@@ -83,7 +82,7 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: Iter
     out = Path(out)
     exclude = arch_ids(exclude)
     space = create_space(config.space)
-    fp = device_fingerprint(config.device, threads=config.threads)
+    fp = device_fingerprint(config.device, threads=config.threads, runtime=config.runtime)
     fp_id = fp.fingerprint_id
 
     def mine() -> pd.DataFrame:
@@ -103,7 +102,8 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: Iter
                unit="run", disable=not progress)
 
     ref_arch = reference_arch(space)
-    ref_model = QuadraNet(space.to_net_config(ref_arch))  # built once: every measurement times it
+    # deployed once in the run's runtime: every measurement times it
+    ref_model = deploy_reference(space, config.target)
 
     def measure(arch: ArchConfig, p: int, source: str) -> None:
         rec = measure_arch(arch, config, reference=ref_model)
@@ -129,7 +129,7 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: Iter
             # One untimed pass so the first measurement does not pay for library start-up.
             profile(space.max_arch(), device=config.device, batch_size=config.batch_size, threads=config.threads,
                     latency=LatencySettings(warmup=1, warmup_seconds=0.0, min_repeats=2, max_repeats=2),
-                    with_ops=False)
+                    with_ops=False, runtime=config.runtime)
         # Pass 0: choose and measure. Spread plan first (measured in a shuffled order, so any
         # drift of the machine over the run does not line up with architecture size).
         n_spread = config.n - config.n_adaptive

@@ -1,11 +1,11 @@
-"""What a profiling run measures: :class:`ProfileRunConfig` (space, count, device, batch size,
-passes, retries, the adaptive share)."""
+"""What a profiling run measures: :class:`ProfileRunConfig` (space, count, the target — device,
+runtime, threads, batch size —, passes, retries, the adaptive share)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from profilers import backend_for, check_device
+from profilers import Target, backend_for, check_device, check_runtime
 from search_spaces.layers import check_positive_int
 from search_spaces.space import create_space
 
@@ -22,6 +22,8 @@ class ProfileRunConfig:
     batch_size: int = 1  # batch size the architectures are measured at
     seed: int = 0  # seed of the architectures chosen and of the pass orders
     threads: int | None = None  # CPU threads (default: torch's setting)
+    runtime: str = "torch"  # what runs the network: torch (eager), torchscript or onnxruntime (the files nas export
+    # writes)
     adaptive_fraction: float = 0.25  # share of architectures chosen where the current predictor errs most
     adaptive_rounds: int = 3  # rounds the adaptive share is chosen in
     passes: int = 3  # measurements per architecture, spread over the run
@@ -44,6 +46,7 @@ class ProfileRunConfig:
         if not self.max_pass_mad > 0:
             raise ValueError(f"max_pass_mad must be positive, got {self.max_pass_mad!r}")
         check_device(self.device)
+        check_runtime(self.runtime)
         if self.threads is not None:
             check_positive_int("threads", self.threads)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -56,7 +59,16 @@ class ProfileRunConfig:
             raise ValueError(f"max_spread must be positive, got {self.max_spread!r}")
 
     @property
+    def target(self) -> Target:
+        """The deployment target measured."""
+        return Target(device=self.device, runtime=self.runtime, threads=self.threads, batch_size=self.batch_size)
+
+    @property
     def records_ops(self) -> bool:
+        """Whether per-op (and kernel) records are written: PyTorch runtimes only (ONNX Runtime's
+        calls are not seen by torch.profiler)."""
+        if self.runtime == "onnxruntime":
+            return False
         return self.with_ops if self.with_ops is not None else backend_for(self.device).records_kernels
 
     @property

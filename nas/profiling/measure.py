@@ -9,11 +9,12 @@ from dataclasses import replace
 import torch
 
 from nas.profiling.config import ProfileRunConfig
-from profilers import LatencySettings, ProfileRecord, profile
+from profilers import Deployed, LatencySettings, ProfileRecord, Target, backend_for, create_runtime, profile
 from search_spaces.arch import ArchConfig, BlockArch, StageArch
+from search_spaces.networks import QuadraNet
 from search_spaces.space import SearchSpace
 
-__all__ = ["PAIRED_LATENCY", "measure_arch", "reference_arch"]
+__all__ = ["PAIRED_LATENCY", "deploy_reference", "measure_arch", "reference_arch"]
 
 
 def _spread(record: ProfileRecord) -> float:
@@ -28,7 +29,7 @@ PAIRED_LATENCY = LatencySettings(warmup=3, warmup_seconds=0.1, min_repeats=10)
 
 
 def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: LatencySettings = PAIRED_LATENCY,
-                 reference: torch.nn.Module | ArchConfig | None = None) -> ProfileRecord:
+                 reference: torch.nn.Module | ArchConfig | Deployed | None = None) -> ProfileRecord:
     """Profile ``arch`` (timed interleaved with ``reference`` when given); retry a noisy
     measurement up to ``config.retries`` times, keep the tightest."""
     def ok(rec: ProfileRecord) -> bool:
@@ -37,7 +38,8 @@ def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: Latency
     best = None
     for _ in range(config.retries + 1):
         rec = profile(arch, device=config.device, batch_size=config.batch_size, threads=config.threads,
-                      latency=latency, with_ops=config.records_ops, reference=reference)
+                      latency=latency, with_ops=config.records_ops, reference=reference,
+                      runtime=config.runtime)
         if best is None or (not ok(rec), _spread(rec)) < (not ok(best), _spread(best)):
             best = rec
         if ok(best):
@@ -59,3 +61,14 @@ def reference_arch(space: SearchSpace) -> ArchConfig:
     return ArchConfig(space=space.name, stages=tuple(StageArch(width=mid(ws), blocks=(block,) * mid(ds))
                                                      for ds, ws in zip(space.depth_choices, space.width_choices)))
 
+
+
+def deploy_reference(space: SearchSpace, target: Target) -> Deployed:
+    """The space's reference architecture deployed for ``target`` (its runtime, device and
+    threads), built once for every measurement that times it."""
+    rt = create_runtime(target.runtime)
+    backend = backend_for(target.device)
+    model = QuadraNet(space.to_net_config(reference_arch(space)))
+    with backend.threads(target.threads):
+        return rt.deploy(model.eval(), input_shape=space.input_shape, device=backend.device,
+                         threads=backend.threads_in_use())

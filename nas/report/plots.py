@@ -139,7 +139,10 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
     non-dominated in each panel's own two axes joined by a step line. Dashed vertical lines: the
     budget limits. Stars: each budget's pick at its predicted cost; an arrow runs to the measured
     cost (a cross, with the p10–p90 latency range as a bar). Vertical bars: ± one binomial standard
-    error of the inherited accuracy (Pareto-optimal trials and picks). Accuracy is always plotted,
+    error of the inherited accuracy (Pareto-optimal trials and picks). A dot with a horizontal
+    error bar: the pick's prediction restated at the machine's speed read just before it was
+    measured, with its prediction interval (``predicted_now`` in ``picks.json``) — where the
+    measurement should fall. Accuracy is always plotted,
     even when it is not one of the study's objectives.
     """
     record = run_record(record)
@@ -185,6 +188,17 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
             if predicted.get("val_acc_se") is not None:
                 ax.errorbar([px], [py], yerr=[100.0 * float(predicted["val_acc_se"])], fmt="none", ecolor=color,
                             elinewidth=1.2, capsize=4, zorder=5)
+            now = pick.get("predicted_now") or {}
+            stem = metric.removesuffix("_ms").removesuffix("_mb")
+            unit_key = metric[len(stem):]
+            low, high = now.get(f"{stem}_low{unit_key}"), now.get(f"{stem}_high{unit_key}")
+            if low is not None and high is not None and now.get(metric) is not None:
+                # the prediction at the speed read before measuring, with its interval
+                nx = float(now[metric])
+                ax.errorbar([nx], [py], xerr=[[max(nx - float(low), 0.0)], [max(float(high) - nx, 0.0)]], fmt="o",
+                            ms=4, color=color, ecolor=color, elinewidth=2.0, capsize=5, alpha=0.7, zorder=4,
+                            label=f"B{i + 1} predicted now, {100.0 * float(now['level']):.0f} % interval")
+                span += [float(low), float(high)]
             if measured and measured.get(metric) is not None:
                 mx = float(measured[metric])
                 span += [px, mx]
@@ -214,7 +228,8 @@ def pareto_plot(record: RunRecord | str | Path, path: str | Path) -> Path:
                       borderaxespad=0.0)
     fig.suptitle(f"{record.config.get('space', '?')} on {record.config.get('dataset', '?')}, "
                  f"{record.config.get('device', '?')} batch {record.config.get('batch_size', '?')}: "
-                 f"picks marked ★ predicted, ✕ measured")
+                 f"picks marked ★ predicted, ✕ measured, ● predicted at the speed of the measurement with its "
+                 f"interval")
     return _save(plt, fig, path)
 
 

@@ -176,7 +176,7 @@ def budget_rows(pick: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     latency = fmt_num(meas.get("latency_ms"))
     if meas.get("latency_p10_ms") is not None and meas.get("latency_p90_ms") is not None:
         latency += f" (p10–p90 {fmt_num(meas['latency_p10_ms'])}–{fmt_num(meas['latency_p90_ms'])})"
-    return [
+    rows = [
         ("accuracy (val acc predicted / test acc measured)", "—", fmt_pct(pred.get("val_acc")),
          fmt_pct(meas.get("test_acc")), "—"),
         ("latency (ms)", fmt_limit(budget.get("latency_ms"), "ms"), fmt_num(pred.get("latency_ms")), latency,
@@ -184,6 +184,23 @@ def budget_rows(pick: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         ("peak memory (MB)", fmt_limit(budget.get("memory_mb"), "MB"), fmt_num(pred.get("peak_mem_mb")),
          fmt_num(meas.get("peak_mem_mb")), fmt_excess(excess.get("memory"))),
     ]
+    now = pick.get("predicted_now") or {}
+    if now.get("latency_ms") is not None:  # the predictions at the speed read just before measuring
+        level = now.get("level")
+        factor = f"speed ×{fmt_num(now.get('speed_factor'))}"
+        if level is not None and now.get("latency_low_ms") is not None:
+            share = f"{100.0 * float(level):.0f} %"
+            rows.append((f"latency now, {share} interval (ms; {factor})", "—",
+                         f"{fmt_num(now['latency_ms'])} [{fmt_num(now['latency_low_ms'])}–"
+                         f"{fmt_num(now['latency_high_ms'])}]", latency,
+                         "inside" if now.get("latency_in_interval") else "outside"))
+            rows.append((f"peak memory, {share} interval (MB)", "—",
+                         f"{fmt_num(now['peak_mem_mb'])} [{fmt_num(now['peak_mem_low_mb'])}–"
+                         f"{fmt_num(now['peak_mem_high_mb'])}]", fmt_num(meas.get("peak_mem_mb")),
+                         "inside" if now.get("peak_mem_in_interval") else "outside"))
+        else:
+            rows.append((f"latency now (ms; {factor})", "—", fmt_num(now["latency_ms"]), latency, "—"))
+    return rows
 
 
 def run_rows(record: RunRecord) -> list[tuple[str, str]]:
@@ -196,8 +213,11 @@ def run_rows(record: RunRecord) -> list[tuple[str, str]]:
         ("dataset", fmt_text(cfg.get("dataset"))),
         ("device", f"{fmt_text(cfg.get('device'))} ({fmt_text(cfg.get('device_name'))})"),
         ("batch size", fmt_text(cfg.get("batch_size"))),
+        ("runtime", f"{fmt_text(cfg.get('runtime', 'torch'))}, {fmt_text(cfg.get('threads'))} thread(s)"),
         ("sampler", f"{fmt_text(cfg.get('sampler'))}, seed {fmt_text(cfg.get('seed'))}"),
         ("objectives", ", ".join(record.objectives)),
+        ("budgets checked against", "the point predictions" if cfg.get("confidence") is None else
+         f"the upper end of each trial's {100.0 * float(cfg['confidence']):.0f} % prediction interval"),
         ("trials requested", fmt_text(cfg.get("trials"))),
         ("trials completed", str(int(states.get("COMPLETE", 0)))),
         ("trials failed", str(int(states.get("FAIL", 0)))),

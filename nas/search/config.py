@@ -19,7 +19,7 @@ from nas.search.samplers import SAMPLERS, check_population
 from nas.search.scoring import ACCURACY_METRICS
 from nas.search.storage import check_storage_url
 from predictors.predictor import MAX_SEED
-from profilers import backend_for, check_device
+from profilers import Target, backend_for, check_device, check_runtime
 from search_spaces.layers import check_positive_int
 
 __all__ = ["SearchConfig", "SearchResult"]
@@ -36,6 +36,8 @@ class SearchConfig:
     accuracy_metric: str = "acc"  # what the search maximises: acc (inherited validation accuracy) or loss
     # (minus the validation loss: finer-grained when accuracy saturates)
     device: str = "cpu"  # target device: cpu or cuda[:N]
+    runtime: str = "torch"  # the runtime deployed with: torch (eager), torchscript or onnxruntime; latency and memory
+    # are profiled, predicted and measured in it, on the files nas export writes
     batch_size: int = 1  # deployment batch size: latency and memory are predicted and measured at it
     latency_budgets_ms: tuple[float, ...] = ()  # latency limit in ms (one result per budget pair)
     memory_budgets_mb: tuple[float, ...] = ()  # peak inference memory limit in MB
@@ -65,6 +67,8 @@ class SearchConfig:
     threads: int | None = None  # CPU threads for measuring (default: torch's setting)
     formats: tuple[str, ...] | None = None  # export formats of the picks, comma-separated (default: all)
     measure_candidates: int = 3  # per budget, measure up to this many candidates until one meets the budget
+    confidence: float | None = None  # a trial meets a budget only when the upper end of its prediction interval of
+    # this level does (e.g. 0.9); default: the point prediction must meet it
 
     def __post_init__(self) -> None:
         check_space_name(self.space)  # unknown space: error listing the valid ones
@@ -77,6 +81,13 @@ class SearchConfig:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
         check_device(self.device)
+        check_runtime(self.runtime)
+        if self.confidence is not None:
+            if isinstance(self.confidence, bool) or not isinstance(self.confidence, numbers.Real) or \
+                    not 0.0 < float(self.confidence) < 1.0:
+                raise ValueError(f"confidence must be a number strictly between 0 and 1 (0.9: the upper end of a "
+                                 f"90 % interval must meet the budget), got {self.confidence!r}")
+            object.__setattr__(self, "confidence", float(self.confidence))
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("measure_candidates", self.measure_candidates)
         check_positive_int("workers", self.workers)
@@ -122,6 +133,16 @@ class SearchConfig:
             raise ValueError("--resume needs --out: the run directory to continue")
         if self.profile_n is not None and self.profile_n < 8:
             raise ValueError(f"profile_n must be at least 8 to fit predictors, got {self.profile_n}")
+
+    @property
+    def target(self) -> Target:
+        """The deployment target: device, runtime, threads, batch size."""
+        return Target(device=self.device, runtime=self.runtime, threads=self.threads, batch_size=self.batch_size)
+
+    @property
+    def interval_level(self) -> float:
+        """The level of the intervals picks record: ``confidence``, or 0.9 without it."""
+        return self.confidence if self.confidence is not None else 0.9
 
     def budgets(self) -> list[Budget]:
         return budgets_from_lists(self.latency_budgets_ms, self.memory_budgets_mb)

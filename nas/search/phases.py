@@ -5,9 +5,9 @@
    train/val/test split (a reused one's seed, :func:`data_seed`), so no image it was trained on
    selects or tests an architecture.
 2. **Predictors** (``profiles.csv``, ``predictors/{latency,memory}/``): architectures of the
-   space profiled on the target device at the deployment batch size
+   space profiled on the target (device, runtime, threads) at the deployment batch size
    (:func:`nas.profiling.collect_profiles`) and latency / memory predictors fitted on them — or
-   reused from ``--predictors DIR`` when they were fitted on this device and batch size.
+   reused from ``--predictors DIR`` when they were fitted for this target and batch size.
 3. **Budgets**: the user's, or — none given — two automatic ones at the 25th and 50th
    percentile of the profiled architectures' latency and memory.
 
@@ -75,6 +75,10 @@ def load_predictors(directory: Path, cfg: SearchConfig, fingerprint: dict[str, A
         pred = Predictor.load(d, fingerprint=fingerprint, force=cfg.force)
         if pred.space != cfg.space:
             raise ValueError(f"{d} predicts space {pred.space!r}, not {cfg.space!r}")
+        if cfg.confidence is not None and len(pred.residual_log) < 2:
+            raise ValueError(f"{d} records no cross-validated residuals, so --confidence {cfg.confidence:g} cannot "
+                             f"state an interval from it (saved before intervals existed); rebuild it with "
+                             f"`nas predictors refit {d}`, or drop --confidence")
         if cfg.batch_size not in pred.batch_sizes:
             raise ValueError(f"{d} was fitted on batch sizes {pred.batch_sizes}, not the deployment batch size "
                              f"{cfg.batch_size}; profile batch size {cfg.batch_size} or drop --predictors")
@@ -91,7 +95,7 @@ def obtain_predictors(cfg: SearchConfig, out: Path, fingerprint: dict[str, Any],
     if all((pred_dir / t / "predictor.json").is_file() for t in DEFAULT_TARGETS):
         return load_predictors(pred_dir, cfg, fingerprint)
     run = ProfileRunConfig(space=cfg.space, n=cfg.profile_n, device=cfg.device, batch_size=cfg.batch_size,
-                           seed=cfg.seed, threads=cfg.threads, passes=cfg.profile_passes,
+                           seed=cfg.seed, threads=cfg.threads, runtime=cfg.runtime, passes=cfg.profile_passes,
                            max_passes=max(cfg.profile_passes, 5 if cfg.profile_passes > 1 else 1))
     table = collect_profiles(run, out / "profiles.csv", progress=progress)
     folds = 5 if len(table) >= 25 else 4
@@ -120,7 +124,8 @@ def scoring(cfg: SearchConfig, supernet, preds: dict[str, Predictor], val_data, 
              fingerprint_id: str) -> tuple[ArchScorer, dict[str, Any]]:
     """The scorer of trials and the problem record of the study (main process and helpers alike)."""
     scorer = ArchScorer(supernet=supernet, val_data=val_data, latency=preds["latency"], memory=preds["memory"],
-                        batch_size=cfg.batch_size, device=cfg.device)
+                        batch_size=cfg.batch_size, device=cfg.device, confidence=cfg.confidence)
     problem = problem_record(space=cfg.space, objectives=cfg.objectives, batch_size=cfg.batch_size,
-                             budgets=budgets, dataset=cfg.dataset, fingerprint_id=fingerprint_id)
+                             budgets=budgets, dataset=cfg.dataset, fingerprint_id=fingerprint_id,
+                             confidence=cfg.confidence)
     return scorer, problem

@@ -11,17 +11,27 @@ overestimate: the trials predicted to miss it by least and the space's smallest 
 measured, and the most accurate that meets it when measured is the pick (``predicted_to_meet``
 false). A budget none of them meets is infeasible, reported with the smallest latency and memory
 found.
+
+Every measurement is taken in the search's runtime (the file ``nas export`` writes, for
+TorchScript and ONNX Runtime) and is preceded by a reading of the machine's speed
+(:func:`nas.profiling.read_speed`): the record states the pick's predictions at that speed with
+their interval (``predicted_now``, level ``--confidence`` or 0.9) and the reading (``speed``), so
+a measurement is compared with what the predictors say of this moment. With ``--confidence``, a
+candidate is predicted to meet a budget when its interval's upper end does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from nas.profiling import read_speed
 from nas.search.budgets import Budget
 from nas.search.config import SearchConfig
 from nas.search.scoring import ArchScorer
+from nas.search.tables import INTERVAL_COLUMNS
 from nas.train import evaluate_arch
 from predictors import COST_FLOOR
+from predictors.predictor import Predictor
 from profilers import profile
 from search_spaces.arch import ArchConfig
 
@@ -29,29 +39,76 @@ __all__ = ["Measurer", "pick", "smallest_record"]
 
 
 class Measurer:
-    """Measures picks on the device (cached per architecture) and their test accuracy."""
+    """Measures picks on the target (cached per architecture) and their test accuracy; with the
+    search's predictors, reads the machine's speed first and states the predictions at it."""
 
-    def __init__(self, cfg: SearchConfig, supernet, test_data) -> None:
+    def __init__(self, cfg: SearchConfig, supernet, test_data, *, preds: dict[str, Predictor] | None = None,
+                 study_scale: float = 1.0) -> None:
         self.cfg, self.supernet, self.test_data = cfg, supernet, test_data
-        self.cache: dict[str, dict[str, float]] = {}
+        self.preds, self.study_scale = preds, study_scale
+        self.cache: dict[str, dict[str, Any]] = {}
 
-    def __call__(self, arch: ArchConfig) -> dict[str, float]:
+    def __call__(self, arch: ArchConfig) -> dict[str, Any]:
         if arch.arch_id not in self.cache:
             model = self.supernet.extract(arch).eval()
+            speed = (read_speed(self.supernet.space, self.cfg.target, self.preds["latency"])
+                     if self.preds is not None else None)
             rec = profile(model, device=self.cfg.device, batch_size=self.cfg.batch_size, threads=self.cfg.threads,
-                          with_ops=False, seed=self.cfg.seed)
+                          with_ops=False, seed=self.cfg.seed, runtime=self.cfg.runtime)
             _, test_acc = evaluate_arch(self.supernet, arch, self.test_data, device=self.cfg.device)
-            self.cache[arch.arch_id] = {
+            entry: dict[str, Any] = {
                 "test_acc": test_acc, "latency_ms": rec.latency.median_ms, "latency_p10_ms": rec.latency.p10_ms,
                 "latency_p90_ms": rec.latency.p90_ms, "peak_mem_mb": rec.peak_infer_mem_mb,
-                "suspect": rec.suspect}
+                "suspect": rec.suspect, "runtime": self.cfg.runtime}
+            if speed is not None:
+                entry[SPEED] = {**speed.to_dict(), "study_factor": self.study_scale}
+                entry[PREDICTED_NOW] = self._predicted_now(arch, speed.factor, entry)
+            self.cache[arch.arch_id] = entry
         return self.cache[arch.arch_id]
+
+    def _predicted_now(self, arch: ArchConfig, factor: float, measured: dict[str, Any]) -> dict[str, Any]:
+        """``arch``'s predictions at the speed ``factor``, with their interval and whether the
+        measurement fell in it (point predictions only where a reused predictor has no residuals)."""
+        level, bs = self.cfg.interval_level, self.cfg.batch_size
+        lat, mem = self.preds["latency"], self.preds["memory"]
+        out: dict[str, Any] = {"speed_factor": factor, "level": level}
+        try:
+            lat_iv = lat.predict([arch], bs, level=level).scaled(factor)
+            mem_iv = mem.predict([arch], bs, level=level)
+        except ValueError as err:  # an artifact saved before intervals were recorded
+            out.update(latency_ms=float(lat.predict([arch], bs)[0]) * factor,
+                       peak_mem_mb=float(mem.predict([arch], bs)[0]), level=None, note=str(err))
+            return out
+        out.update(latency_ms=float(lat_iv.median[0]), latency_low_ms=float(lat_iv.low[0]),
+                   latency_high_ms=float(lat_iv.high[0]), peak_mem_mb=float(mem_iv.median[0]),
+                   peak_mem_low_mb=float(mem_iv.low[0]), peak_mem_high_mb=float(mem_iv.high[0]))
+        out["latency_in_interval"] = bool(out["latency_low_ms"] <= measured["latency_ms"] <= out["latency_high_ms"])
+        out["peak_mem_in_interval"] = bool(out["peak_mem_low_mb"] <= measured["peak_mem_mb"]
+                                           <= out["peak_mem_high_mb"])
+        return out
+
+
+SPEED, PREDICTED_NOW = "speed", "predicted_now"  # what a measurement carries beside its figures
 
 
 def _predicted(row) -> dict[str, float]:
     se = getattr(row, "val_acc_se", None)  # a trial told before standard errors were recorded has none
-    return {"val_acc": float(row.val_acc), "val_acc_se": None if se is None or se != se else float(se),
-            "latency_ms": float(row.pred_latency_ms), "peak_mem_mb": float(row.pred_peak_mem_mb)}
+    out = {"val_acc": float(row.val_acc), "val_acc_se": None if se is None or se != se else float(se),
+           "latency_ms": float(row.pred_latency_ms), "peak_mem_mb": float(row.pred_peak_mem_mb)}
+    for col in INTERVAL_COLUMNS:  # a search with --confidence: the study's intervals
+        value = getattr(row, col, None)
+        if value is not None and value == value:
+            out[col.removeprefix("pred_")] = float(value)
+    return out
+
+
+def _budget_costs(row) -> tuple[float, float]:
+    """The predicted latency and memory a budget is checked against: the intervals' upper ends in
+    a search with ``--confidence``, else the point predictions."""
+    hi_lat, hi_mem = getattr(row, "pred_latency_hi_ms", None), getattr(row, "pred_peak_mem_hi_mb", None)
+    if hi_lat is not None and hi_mem is not None and hi_lat == hi_lat and hi_mem == hi_mem:
+        return float(hi_lat), float(hi_mem)
+    return float(row.pred_latency_ms), float(row.pred_peak_mem_mb)
 
 
 def _picked(budget: Budget, arch: ArchConfig, measured: dict[str, Any], *, trial_number: int | None,
@@ -59,9 +116,11 @@ def _picked(budget: Budget, arch: ArchConfig, measured: dict[str, Any], *, trial
     """The record of a budget's pick (``picks.json``): met when its measurement meets the budget."""
     overshoot = budget.overshoot(measured["latency_ms"], measured["peak_mem_mb"])
     met = budget.meets(measured["latency_ms"], measured["peak_mem_mb"])
+    extra = {k: measured[k] for k in (SPEED, PREDICTED_NOW) if k in measured}
+    figures = {k: v for k, v in measured.items() if k not in extra}
     return {"budget": budget.to_dict(), "status": "met" if met else "missed", "predicted_to_meet": predicted_to_meet,
             "message": message, "arch_id": arch.arch_id, "arch": arch.to_dict(), "describe": arch.describe(),
-            "trial_number": trial_number, "predicted": predicted, "measured": measured,
+            "trial_number": trial_number, "predicted": predicted, "measured": figures, **extra,
             "excess_pct": {k: None if v is None else 100.0 * v for k, v in overshoot.items()},
             "candidates_measured": n_measured, "export_dir": f"exports/{arch.arch_id}"}
 
@@ -110,16 +169,16 @@ def pick(budget: Budget, index: int, trials, measure: Measurer, smallest: dict[s
     while candidates and len(tried) < n_candidates:
         # the most accurate candidate that still meets the budget once its predictions are
         # scaled by the underestimate the misses so far revealed (none: the next in line)
-        row = next((r for r in candidates if budget.meets(r.pred_latency_ms * scale["latency"],
-                                                          r.pred_peak_mem_mb * scale["memory"])), candidates[0])
+        row = next((r for r in candidates if budget.meets(_budget_costs(r)[0] * scale["latency"],
+                                                          _budget_costs(r)[1] * scale["memory"])), candidates[0])
         candidates.remove(row)
         arch = ArchConfig.from_json(row.arch_json)
         m = measure(arch)
         tried.append((row, arch, m))
         if budget.meets(m["latency_ms"], m["peak_mem_mb"]):
             break
-        for name, got, pred in (("latency", m["latency_ms"], row.pred_latency_ms),
-                                ("memory", m["peak_mem_mb"], row.pred_peak_mem_mb)):
+        for name, got, pred in (("latency", m["latency_ms"], _budget_costs(row)[0]),
+                                ("memory", m["peak_mem_mb"], _budget_costs(row)[1])):
             if pred > COST_FLOOR:  # a clamped prediction says nothing about the predictor's scale
                 scale[name] = max(scale[name], got / pred)
     row, arch, m = tried[-1]

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from nas.data import DatasetSplits, load_dataset
 from nas.export import export_model
+from nas.profiling import read_speed
 from nas.report import write_report
 from nas.rundir import CONFIG, PICKS, SUMMARY, TRIALS, default_run_dir, read_run_config, write_json
 from nas.search.budgets import Budget
@@ -57,7 +58,7 @@ from nas.search.resume import (
 from nas.search.samplers import create_sampler
 from nas.search.scoring import ArchScorer
 from nas.search.storage import StorageUnavailable, create_storage, describe_storage, file_storage_path
-from nas.search.study import open_study, run_trials
+from nas.search.study import open_study, run_trials, study_speed
 from nas.search.tables import trials_frame, write_tables
 from nas.search.workers import is_storage_error, join_workers, start_workers, stop_workers
 from nas.train import check_data, set_seed
@@ -106,7 +107,7 @@ def run_search(config: SearchConfig, *, progress: bool = True) -> SearchResult:
     pareto = write_tables(session.out, trials, session.cfg.objectives)
 
     t = time.perf_counter()
-    measure = Measurer(session.cfg, supernet, splits.test)
+    measure = Measurer(session.cfg, supernet, splits.test, preds=preds, study_scale=scorer.latency_scale)
     smallest = smallest_record(trials, supernet, scorer, measure)
     picks = [pick(b, i, trials, measure, smallest, session.cfg.measure_candidates,
                   accuracy_metric=session.cfg.accuracy_metric)
@@ -136,7 +137,7 @@ def _start(config: SearchConfig, progress: bool):
     out = Path(cfg.out) if cfg.out is not None else default_run_dir("search", cfg.space)
     check_run_dir(cfg, out, recorded)
     set_seed(cfg.seed)
-    fp = device_fingerprint(cfg.device, threads=cfg.threads)
+    fp = device_fingerprint(cfg.device, threads=cfg.threads, runtime=cfg.runtime)
     storage = cfg.storage or default_storage(cfg, out)
     t = time.perf_counter()
     supernet = obtain_supernet(cfg, out, progress) if cfg.supernet is not None else None
@@ -149,7 +150,8 @@ def _start(config: SearchConfig, progress: bool):
         create_storage(storage)  # a database server: unreachable is said now, not after the long phases
     elif cfg.resume and cfg.storage is not None:  # the study began: its file must be there
         require_study_file(storage, out)
-    record = {**cfg.to_dict(), "run_dir": str(out), "device_name": fp.name, "fingerprint_id": fp.fingerprint_id,
+    record = {**cfg.to_dict(), "target": cfg.target.to_dict(), "run_dir": str(out), "device_name": fp.name,
+              "fingerprint_id": fp.fingerprint_id,
               "data_seed": split_seed, "sessions": sessions(recorded) + 1}
     if not cfg.resume:  # a resumed run's record is rewritten only once its study accepted the resume
         out.mkdir(parents=True, exist_ok=True)
@@ -171,6 +173,9 @@ def _study(session: _Session, supernet, preds: dict[str, Predictor], splits: Dat
         study = open_study(storage=storage, study_name=cfg.study_name, problem=problem,
                            sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
                            resume=cfg.resume, join=cfg.join, create_on_resume=cfg.storage is None)
+        speed = study_speed(study, lambda: read_speed(supernet.space, cfg.target, preds["latency"]).to_dict())
+        scorer.latency_scale = speed["factor"]  # every session and worker states latency at the study's speed
+        session.record["speed_at_start"] = speed
         write_json(out / CONFIG, {**session.record, "storage": storage,
                                   "storage_in_run_dir": own_study_file(storage, out),
                                   "budgets": [b.to_dict() for b in budgets], "objectives": list(cfg.objectives)},

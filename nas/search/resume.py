@@ -87,8 +87,10 @@ def check_run_dir(cfg: SearchConfig, out: Path, stored: dict[str, Any] | None) -
     """Refuse a resume whose settings differ from the run's record ``stored``, or a new run in an
     occupied directory; creates nothing (the run directory is made once every input is checked)."""
     if stored is not None:
-        for key in ("space", "dataset", "data_options", "accuracy_metric", "device", "batch_size", "seed"):
-            default = {"data_options": {}, "accuracy_metric": "acc"}.get(key)  # runs recorded before these existed
+        for key in ("space", "dataset", "data_options", "accuracy_metric", "device", "runtime", "batch_size", "seed",
+                    "confidence"):
+            # runs recorded before these settings existed
+            default = {"data_options": {}, "accuracy_metric": "acc", "runtime": "torch"}.get(key)
             if stored.get(key, default) != getattr(cfg, key):
                 raise ValueError(f"--resume refused: {out} was run with {key}={stored.get(key)!r}, not "
                                  f"{getattr(cfg, key)!r}; resume with the same {key} or use a new --out")

@@ -8,7 +8,11 @@
   standard error ``val_acc_se`` = √(p(1 − p) / n) on the ``n`` validation images, and the mean
   cross-entropy ``val_loss`` of the same forward (the objective of ``--accuracy-metric loss``);
 - ``latency_ms`` and ``peak_mem_mb``: the latency and memory predictors' estimates at the
-  deployment batch size, one batched call per predictor for the whole batch.
+  deployment batch size, one batched call per predictor for the whole batch; latency stated at
+  the machine's speed when the study began (``latency_scale``, :mod:`nas.profiling.speed`);
+- with a ``confidence`` level, the prediction intervals of that level (``latency_lo_ms`` …
+  ``peak_mem_hi_mb``, :meth:`predictors.Predictor.predict`); a trial then meets a budget only
+  when the upper ends do (:attr:`ArchScore.budget_latency_ms`, :attr:`ArchScore.budget_peak_mem_mb`).
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from nas.objectives import by_value
-from predictors.predictor import Predictor
+from predictors.predictor import Predictor, check_level
 from search_spaces.arch import ArchConfig
 from search_spaces.elastic import QuadraSupernet
 from search_spaces.layers import check_positive_int
@@ -46,6 +51,20 @@ class ArchScore:
     peak_mem_mb: float  # predicted peak inference memory
     val_acc_se: float = float("nan")  # binomial standard error of val_acc
     val_loss: float = float("nan")  # mean cross-entropy on the validation split (inherited weights)
+    latency_lo_ms: float = float("nan")  # the prediction interval (with a confidence level; else NaN)
+    latency_hi_ms: float = float("nan")
+    peak_mem_lo_mb: float = float("nan")
+    peak_mem_hi_mb: float = float("nan")
+
+    @property
+    def budget_latency_ms(self) -> float:
+        """The latency a budget is checked against: the interval's upper end where there is one."""
+        return self.latency_hi_ms if math.isfinite(self.latency_hi_ms) else self.latency_ms
+
+    @property
+    def budget_peak_mem_mb(self) -> float:
+        """The memory a budget is checked against: the interval's upper end where there is one."""
+        return self.peak_mem_hi_mb if math.isfinite(self.peak_mem_hi_mb) else self.peak_mem_mb
 
     def objective(self, value: str) -> float:
         """The score of the objective named ``value`` (``val_acc``, …; :data:`nas.objectives.OBJECTIVES`)."""
@@ -56,8 +75,13 @@ class ArchScorer:
     """Inherited accuracy (cached) and predicted latency / memory of architectures."""
 
     def __init__(self, *, supernet: QuadraSupernet, val_data: TensorDataset, latency: Predictor, memory: Predictor,
-                 batch_size: int, device: str = "cpu", eval_batch_size: int = 1024) -> None:
+                 batch_size: int, device: str = "cpu", eval_batch_size: int = 1024, confidence: float | None = None,
+                 latency_scale: float = 1.0) -> None:
         check_positive_int("batch_size", batch_size)
+        if confidence is not None:
+            confidence = check_level(confidence)
+        self.confidence = confidence
+        self.latency_scale = latency_scale
         check_positive_int("eval_batch_size", eval_batch_size)
         if latency.target != "latency":
             raise ValueError(f"latency predictor has target {latency.target!r}, expected 'latency'")
@@ -112,11 +136,29 @@ class ArchScorer:
         archs = list(archs)
         if not archs:
             return []
-        lat = self.latency.predict(archs, self.batch_size)
-        mem = self.memory.predict(archs, self.batch_size)
+        scale = check_scale(self.latency_scale)
+        nan = [float("nan")] * len(archs)
+        if self.confidence is None:
+            lat = np.asarray(self.latency.predict(archs, self.batch_size), dtype=float) * scale
+            mem = np.asarray(self.memory.predict(archs, self.batch_size), dtype=float)
+            lat_lo = lat_hi = mem_lo = mem_hi = nan
+        else:
+            lat_iv = self.latency.predict(archs, self.batch_size, level=self.confidence).scaled(scale)
+            mem_iv = self.memory.predict(archs, self.batch_size, level=self.confidence)
+            lat, lat_lo, lat_hi = lat_iv.median, lat_iv.low, lat_iv.high
+            mem, mem_lo, mem_hi = mem_iv.median, mem_iv.low, mem_iv.high
         out = []
-        for a, lt, m in zip(archs, lat, mem):
+        for i, a in enumerate(archs):
             acc, loss = self.evaluate(a)
-            out.append(ArchScore(arch=a, val_acc=acc, latency_ms=float(lt), peak_mem_mb=float(m),
-                                 val_acc_se=binomial_se(acc, self._n_val), val_loss=loss))
+            out.append(ArchScore(arch=a, val_acc=acc, latency_ms=float(lat[i]), peak_mem_mb=float(mem[i]),
+                                 val_acc_se=binomial_se(acc, self._n_val), val_loss=loss,
+                                 latency_lo_ms=float(lat_lo[i]), latency_hi_ms=float(lat_hi[i]),
+                                 peak_mem_lo_mb=float(mem_lo[i]), peak_mem_hi_mb=float(mem_hi[i])))
         return out
+
+
+def check_scale(scale: object) -> float:
+    """A latency scale (the machine's speed now over the profiling run's): a positive finite number."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"latency_scale must be a positive finite number, got {scale!r}")
+    return float(scale)

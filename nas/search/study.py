@@ -42,9 +42,10 @@ from search_spaces.layers import check_positive_int
 from search_spaces.space import SearchSpace
 
 __all__ = ["CONSTRAINT_KEYS", "SCORE_ATTR", "SURPLUS_ATTR", "UNNAMED_GRACE_S", "WORKER_ATTR", "budget_constraint",
-           "fail_stale_trials", "open_study", "problem_record", "run_trials"]
+           "fail_stale_trials", "open_study", "problem_record", "run_trials", "study_speed"]
 
 _META_KEY = "quadranas_problem"
+SPEED_KEY = "quadranas_speed"  # the reference's latency when the study began (nas.profiling.speed)
 SCORE_ATTR = "quadranas"  # the trial's architecture and scores
 WORKER_ATTR = "worker"  # HOST:PID:START of the process that asked the trial
 SURPLUS_ATTR = "surplus"  # asked by a worker after others had already taken the last trials
@@ -54,11 +55,28 @@ CONSTRAINT_KEYS = ("0", "budgets")  # how Optuna names it when read back (``budg
 
 
 def problem_record(*, space: str, objectives: Sequence[str], batch_size: int, budgets: Sequence[Budget],
-                   dataset: str, fingerprint_id: str) -> dict[str, Any]:
-    """What a study optimises; stored with it so a resume can be checked against it."""
-    return {"space": space, "objectives": list(objectives), "batch_size": batch_size, "dataset": dataset,
-            "budgets": [{"latency_ms": b.latency_ms, "memory_mb": b.memory_mb} for b in budgets],
-            "fingerprint_id": fingerprint_id}
+                   dataset: str, fingerprint_id: str, confidence: float | None = None) -> dict[str, Any]:
+    """What a study optimises; stored with it so a resume can be checked against it. The target's
+    device, runtime and threads are in ``fingerprint_id``; ``confidence`` is recorded only when
+    set (a study of an earlier version has none)."""
+    record = {"space": space, "objectives": list(objectives), "batch_size": batch_size, "dataset": dataset,
+              "budgets": [{"latency_ms": b.latency_ms, "memory_mb": b.memory_mb} for b in budgets],
+              "fingerprint_id": fingerprint_id}
+    if confidence is not None:
+        record["confidence"] = confidence
+    return record
+
+
+def study_speed(study: optuna.Study, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The machine's speed the study's latency predictions are stated at: recorded with the study
+    when it began (``read()`` then, a :class:`nas.profiling.SpeedReading` as a dict), so that every
+    session and worker scores at the same speed and its trials stay comparable."""
+    stored = study.user_attrs.get(SPEED_KEY)
+    if isinstance(stored, dict) and isinstance(stored.get("factor"), (int, float)):
+        return stored
+    reading = read()
+    study.set_user_attr(SPEED_KEY, reading)
+    return reading
 
 
 def open_study(*, storage: str | optuna.storages.BaseStorage | None, study_name: str, problem: dict[str, Any],
@@ -268,14 +286,17 @@ def _score_and_tell(study: optuna.Study, trials: list[optuna.Trial], space: Sear
     for trial, s in zip(trials, scores):
         # One user attribute per trial: each is a storage write (a transaction on SQLite). A
         # trial another worker failed meanwhile is left failed: its architecture is asked again.
-        if not _still_running(trial.set_user_attr, SCORE_ATTR, {
-                "arch_id": s.arch.arch_id, "arch_json": s.arch.to_json(), "val_acc": s.val_acc,
-                "val_acc_se": s.val_acc_se, "val_loss": s.val_loss, "pred_latency_ms": s.latency_ms,
-                "pred_peak_mem_mb": s.peak_mem_mb,
-                "feasible_budgets": [b.meets(s.latency_ms, s.peak_mem_mb) for b in budgets],
-                "score_s": per_trial_s}):
+        lat, mem = s.budget_latency_ms, s.budget_peak_mem_mb  # with a confidence level: the intervals' upper ends
+        record = {"arch_id": s.arch.arch_id, "arch_json": s.arch.to_json(), "val_acc": s.val_acc,
+                  "val_acc_se": s.val_acc_se, "val_loss": s.val_loss, "pred_latency_ms": s.latency_ms,
+                  "pred_peak_mem_mb": s.peak_mem_mb,
+                  "feasible_budgets": [b.meets(lat, mem) for b in budgets], "score_s": per_trial_s}
+        if math.isfinite(s.latency_hi_ms):
+            record.update(pred_latency_lo_ms=s.latency_lo_ms, pred_latency_hi_ms=s.latency_hi_ms,
+                          pred_peak_mem_lo_mb=s.peak_mem_lo_mb, pred_peak_mem_hi_mb=s.peak_mem_hi_mb)
+        if not _still_running(trial.set_user_attr, SCORE_ATTR, record):
             continue
-        if not _still_running(_set_constraint, trial, constraint_value(budgets, s.latency_ms, s.peak_mem_mb)):
+        if not _still_running(_set_constraint, trial, constraint_value(budgets, lat, mem)):
             continue
         try:
             frozen = study.tell(trial, [s.objective(o) for o in objectives], skip_if_finished=True)

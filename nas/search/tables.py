@@ -18,6 +18,10 @@ from search_spaces.arch import ArchConfig
 __all__ = ["pareto_frame", "trial_columns", "trials_frame", "write_tables"]
 
 
+# The prediction intervals of a search with a confidence level (empty otherwise).
+INTERVAL_COLUMNS = ("pred_latency_lo_ms", "pred_latency_hi_ms", "pred_peak_mem_lo_mb", "pred_peak_mem_hi_mb")
+
+
 def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
     """One row per trial (``trials.csv``): state, scores, constraint, feasibility and architecture."""
     rows = []
@@ -29,7 +33,8 @@ def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
         row = {"number": t.number, "state": t.state.name,
                "val_acc": ua.get("val_acc"), "val_acc_se": ua.get("val_acc_se"), "val_loss": ua.get("val_loss"),
                "pred_latency_ms": ua.get("pred_latency_ms"),
-               "pred_peak_mem_mb": ua.get("pred_peak_mem_mb"), "constraint": constraint,
+               "pred_peak_mem_mb": ua.get("pred_peak_mem_mb"),
+               **{c: ua.get(c) for c in INTERVAL_COLUMNS}, "constraint": constraint,
                "feasible": None if constraint is None else bool(constraint <= 0)}
         row.update({f"feasible_b{i}": feas[i] if i < len(feas) else None for i in range(n_budgets)})
         row.update({"worker": t.user_attrs.get(WORKER_ATTR), "surplus": bool(t.user_attrs.get(SURPLUS_ATTR, False)),
@@ -48,7 +53,7 @@ def trials_frame(study: optuna.Study, n_budgets: int) -> pd.DataFrame:
 def trial_columns(n_budgets: int) -> list[str]:
     """The columns of ``trials.csv`` (also those of an empty study's table)."""
     return (["number", "state", "val_acc", "val_acc_se", "val_loss", "pred_latency_ms", "pred_peak_mem_mb",
-             "constraint", "feasible"]
+             *INTERVAL_COLUMNS, "constraint", "feasible"]
             + [f"feasible_b{i}" for i in range(n_budgets)]
             + ["worker", "surplus", "arch_id", "n_quadratic", "n_blocks", "depths", "widths", "arch_json", "duration_s",
                "datetime_complete"])

@@ -17,12 +17,13 @@ import optuna
 import torch
 
 from nas.data import load_dataset
+from nas.profiling import read_speed
 from nas.search.budgets import Budget
 from nas.search.config import SearchConfig
 from nas.search.phases import obtain_predictors, obtain_supernet, scoring
 from nas.search.samplers import create_sampler
 from nas.search.storage import StorageUnavailable
-from nas.search.study import open_study, run_trials
+from nas.search.study import open_study, run_trials, study_speed
 from profilers import device_fingerprint
 
 __all__ = ["is_storage_error", "join_workers", "search_worker", "start_workers", "stop_workers"]
@@ -97,7 +98,7 @@ def search_worker(cfg: SearchConfig, budgets: list[Budget], data_seed: int) -> i
 def _search_worker(cfg: SearchConfig, budgets: list[Budget], data_seed: int, on_batch) -> int:
     out = Path(cfg.out)
     torch.set_num_threads(1)
-    fp = device_fingerprint(cfg.device, threads=cfg.threads)
+    fp = device_fingerprint(cfg.device, threads=cfg.threads, runtime=cfg.runtime)
     supernet = obtain_supernet(cfg, out, progress=False)
     preds = obtain_predictors(cfg, out, fp.to_dict(), progress=False)
     splits = load_dataset(cfg.dataset, seed=data_seed, data_dir=cfg.data_dir,
@@ -106,6 +107,9 @@ def _search_worker(cfg: SearchConfig, budgets: list[Budget], data_seed: int, on_
     study = open_study(storage=cfg.storage, study_name=cfg.study_name, problem=problem,
                        sampler=create_sampler(cfg.sampler, seed=cfg.seed, population_size=cfg.population_size),
                        resume=False, join=True)
+    # the main process recorded the speed the study states latency at before starting the helpers
+    scorer.latency_scale = study_speed(study, lambda: read_speed(supernet.space, cfg.target,
+                                                                 preds["latency"]).to_dict())["factor"]
     return run_trials(study, space=supernet.space, score=scorer.score, budgets=budgets,
                       objectives=cfg.objectives, n_trials=cfg.trials, batch=min(cfg.population_size, 16),
                       progress=False, on_batch=on_batch)

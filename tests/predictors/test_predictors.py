@@ -1641,8 +1641,8 @@ def test_held_out_tables_of_another_device_are_refused(fitted, held_archs):
     other = _table(held_archs[:6], noise=0.01, seed=2, fp=OTHER_FP)
     for what, call in (("evaluate", fitted.evaluate), ("predict_table", fitted.predict_table),
                        ("measured", fitted.measured)):
-        start = (f"{what}: this latency predictor was fitted on cpu Test CPU, but the table was measured on "
-                 f"cpu Other CPU")
+        start = (f"{what}: this latency predictor was fitted on cpu Test CPU, torch, 2 threads, but the table was "
+                 f"measured on cpu Other CPU, torch, 2 threads")
         with pytest.raises(DeviceMismatch, match=re.escape(start)) as err:
             call(other)
         assert isinstance(err.value, ValueError)

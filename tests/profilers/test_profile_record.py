@@ -485,9 +485,27 @@ def test_paired_timing_interleaves_call_by_call_in_alternating_order(monkeypatch
 
 
 def test_paired_timing_warms_both_up_first(monkeypatch):
+    monkeypatch.setattr(timing, "pair_block", lambda call_ms: 1)  # call by call, whatever the warm-up took
     _, script = _run_paired(monkeypatch, [1.0] * 100, [1.0] * 100, warmup=2, min_repeats=4, max_repeats=10)
     assert script.log[:4] == ["target", "ref", "target", "ref"]
     assert len(script.log) == 4 + 2 * 4
+
+
+@pytest.mark.parametrize("call_ms, block", [(5.0, 1), (1.0, 1), (0.5, 5), (0.1, 17), (0.0, 17), (0.25, 9)])
+def test_pair_block_lasts_about_two_milliseconds_below_one(call_ms, block):
+    assert timing.pair_block(call_ms) == block  # calls per turn, the first untimed
+
+
+def test_paired_timing_of_fast_calls_alternates_in_blocks_and_samples_their_medians(monkeypatch):
+    # The warm-up's calls are instant (the fake callables do nothing): sub-millisecond, so each
+    # turn is a block of pair_block(0) = 17 calls — one untimed, then 16 timed whose median is the sample.
+    block = timing.pair_block(0.0)
+    target = [9.0] + [1.0] * (block - 2) + [50.0]  # per block: the median of the 16 timed calls is 1.0
+    (stats, ref_stats), script = _run_paired(monkeypatch, target * 20 + [1.0] * 100, [2.0] * 2000, warmup=1,
+                                             min_repeats=4, max_repeats=4)
+    timed = script.log[2:]  # after one warm-up round
+    assert timed[:block] == ["target"] * block and timed[block:3 * block] == ["ref"] * (2 * block)
+    assert stats.repeats == ref_stats.repeats == 4 and (stats.median_ms, ref_stats.median_ms) == (1.0, 2.0)
 
 
 def test_paired_timing_stops_on_a_steady_ratio_while_the_machine_speed_moves(monkeypatch):

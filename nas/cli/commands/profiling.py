@@ -21,9 +21,10 @@ class Profile(Command):
 
         parser.add_argument("--out", required=True, help="profile table (CSV); an existing one is resumed / extended")
         fields = add_config_options(parser, ProfileRunConfig, include=(
-            "space", "n", "device", "batch_size", "seed", "threads", "passes", "max_passes", "adaptive_fraction",
-            "with_ops"), overrides={"max_passes": Opt(default=None, help="cap on passes for architectures whose "
-                                                      "passes disagree (default: max(passes, 7))")})
+            "space", "n", "device", "batch_size", "seed", "threads", "runtime", "passes", "max_passes",
+            "adaptive_fraction", "with_ops"),
+            overrides={"max_passes": Opt(default=None, help="cap on passes for architectures whose passes disagree "
+                                                            "(default: max(passes, 7))")})
         parser.set_defaults(profile_fields=fields)
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -129,7 +130,7 @@ class PredictorsShow(Command):
 
 class PredictorsPredict(Command):
     name = ("predictors", "predict")
-    help = "predict one architecture on this device"
+    help = "predict one architecture on this target (device, runtime, threads)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--predictor", required=True, help="an artifact directory, or a directory of them")
@@ -137,21 +138,35 @@ class PredictorsPredict(Command):
         parser.add_argument("--batch-size", type=int, default=1, help="batch size (default 1)")
         parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
         parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's setting)")
-        parser.add_argument("--force", action="store_true", help="use a predictor fitted on another device")
+        parser.add_argument("--runtime", default="torch", help="the runtime deployed with: torch, torchscript or "
+                                                               "onnxruntime (default torch)")
+        parser.add_argument("--level", type=float, default=None,
+                            help="also print the prediction interval of this level (e.g. 0.9)")
+        parser.add_argument("--force", action="store_true", help="use a predictor fitted on another target")
 
     def run(self, args: argparse.Namespace) -> int:
         from nas.profiling import artifact_dirs
         from predictors import Predictor
-        from profilers import check_device, device_fingerprint
+        from predictors.predictor import check_level
+        from profilers import check_device, check_runtime, device_fingerprint
         from search_spaces.space import load_arch
 
         check_device(args.device, name="--device", available=True)
-        fp = device_fingerprint(args.device, threads=args.threads)
+        check_runtime(args.runtime, option="--runtime")
+        if args.level is not None:
+            check_level(args.level)
+        fp = device_fingerprint(args.device, threads=args.threads, runtime=args.runtime)
         arch = load_arch(args.arch)
         for d in artifact_dirs(args.predictor):
             pred = Predictor.load(d, fingerprint=fp.to_dict(), force=args.force)
             value = float(pred.predict([arch], args.batch_size)[0])
             unit = "ms" if pred.target == "latency" else "MB"
-            print(f"{pred.target}: {value:.4f} {unit} (arch {arch.arch_id}, batch {args.batch_size}, "
+            interval = ""
+            if args.level is not None:
+                iv = pred.predict([arch], args.batch_size, level=args.level)
+                interval = f", {100 * args.level:.0f} % interval {float(iv.low[0]):.4f}–{float(iv.high[0]):.4f} {unit}"
+            speed = " at the profiling run's speed" if pred.target == "latency" and pred.normalization == "reference" \
+                else ""
+            print(f"{pred.target}: {value:.4f} {unit}{speed}{interval} (arch {arch.arch_id}, batch {args.batch_size}, "
                   f"{pred.model_name})")
         return 0

@@ -637,7 +637,7 @@ def test_predictors_predict_prints_the_predictions(fitted, arch_file, capsys):
     arch, path = arch_file
     assert main(["predictors", "predict", "--predictor", str(out), "--arch", str(path), "--batch-size", "1"]) == 0
     text = capsys.readouterr().out
-    lat = re.search(r"^latency: ([\d.]+) ms \(arch (\w+), batch 1, (\w+)\)$", text, re.M)
+    lat = re.search(r"^latency: ([\d.]+) ms at the profiling run's speed \(arch (\w+), batch 1, (\w+)\)$", text, re.M)
     mem = re.search(r"^memory: ([\d.]+) MB \(arch (\w+), batch 1, (\w+)\)$", text, re.M)
     assert lat and mem, text
     assert float(lat.group(1)) > 0 and float(mem.group(1)) > 0
@@ -646,6 +646,32 @@ def test_predictors_predict_prints_the_predictions(fitted, arch_file, capsys):
         pred = Predictor.load(out / target)
         assert m.group(3) == pred.model_name
         assert m.group(1) == f"{float(pred.predict([arch], 1)[0]):.4f}"
+
+
+def test_predictors_predict_prints_the_interval_of_a_level(fitted, arch_file, capsys):
+    _, out, _ = fitted
+    arch, path = arch_file
+    assert main(["predictors", "predict", "--predictor", str(out / "latency"), "--arch", str(path),
+                 "--level", "0.9"]) == 0
+    text = capsys.readouterr().out
+    m = re.search(r"^latency: ([\d.]+) ms at the profiling run's speed, 90 % interval ([\d.]+)–([\d.]+) ms", text, re.M)
+    assert m, text
+    value, low, high = map(float, m.groups())
+    iv = Predictor.load(out / "latency").predict([arch], 1, level=0.9)
+    assert (low, value, high) == pytest.approx((float(iv.low[0]), float(iv.median[0]), float(iv.high[0])), abs=1e-4)
+    assert low < value < high
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--level", "1.5"], "level must be a number strictly between 0 and 1"),
+    (["--runtime", "tflite"], "--runtime must be one of torch, torchscript, onnxruntime"),
+    (["--runtime", "onnxruntime"], "runtime: 'torch' != 'onnxruntime'"),  # a torch predictor, another target
+])
+def test_predictors_predict_refuses_bad_levels_runtimes_and_other_targets(fitted, arch_file, capsys, args, needle):
+    _, out, _ = fitted
+    _, path = arch_file
+    assert main(["predictors", "predict", "--predictor", str(out), "--arch", str(path), *args]) == 2
+    assert needle in capsys.readouterr().err
 
 
 def test_predictors_refit_keeps_artifacts_loadable(fitted, arch_file, tmp_path, capsys):

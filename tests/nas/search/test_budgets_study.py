@@ -666,6 +666,7 @@ def test_run_trials_rejects_bad_counts(kw):
 # ============================================================================ trials_frame / pareto_frame
 
 TRIAL_COLUMNS = ["number", "state", "val_acc", "val_acc_se", "val_loss", "pred_latency_ms", "pred_peak_mem_mb",
+                 "pred_latency_lo_ms", "pred_latency_hi_ms", "pred_peak_mem_lo_mb", "pred_peak_mem_hi_mb",
                  "constraint", "feasible", "feasible_b0", "feasible_b1", "worker", "surplus", "arch_id", "n_quadratic",
                  "n_blocks", "depths", "widths", "arch_json", "duration_s", "datetime_complete"]
 
