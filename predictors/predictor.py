@@ -110,10 +110,16 @@ def conformal_log_bounds(residual_log: np.ndarray, drift_log: np.ndarray | None,
     if n == 0:
         raise ValueError("no residuals to calibrate an interval on")
     scores = r if drift_log is None or len(drift_log) == 0 else (r[:, None] + np.asarray(drift_log)[None, :]).ravel()
+    scores = np.sort(scores)
+    m = len(scores)
     alpha = 1.0 - level
-    q_hi = min(1.0, math.ceil((n + 1) * (1.0 - alpha / 2.0)) / n)
-    q_lo = max(0.0, math.floor((n + 1) * (alpha / 2.0)) / n)
-    return float(np.quantile(scores, q_lo, method="lower")), float(np.quantile(scores, q_hi, method="higher"))
+    eps = 1e-9  # (n + 1) · q in binary floating point: 100 · 0.1 must count as 10, not 9.999…
+    k_hi = math.ceil((n + 1) * (1.0 - alpha / 2.0) - eps)  # the k-th smallest of n (1-based), at most the largest
+    k_lo = math.floor((n + 1) * (alpha / 2.0) + eps)  # 0: below the smallest, which bounds it here
+    # of the m = n × drifts convolved scores, the same share of order statistics
+    hi = scores[min(m, math.ceil(k_hi * m / n - eps)) - 1]
+    lo = scores[max(1, math.floor(k_lo * m / n + eps)) - 1]
+    return float(lo), float(hi)
 
 
 def speed_drift_log(table: pd.DataFrame) -> np.ndarray:
@@ -327,15 +333,18 @@ class Predictor:
             return np.zeros(0)
         return self.model.predict(self._samples(list(archs), [batch_size] * len(archs), space))
 
-    def log_bounds(self, level: float) -> tuple[float, float]:
-        """The ``level`` interval's bounds as log ratios to the prediction (see the module docstring)."""
+    def log_bounds(self, level: float, *, with_drift: bool = True) -> tuple[float, float]:
+        """The ``level`` interval's bounds as log ratios to the prediction (see the module
+        docstring); ``with_drift=False`` leaves the speed's drift out (a latency compared at the
+        training run's reference speed, as :meth:`evaluate` compares it)."""
         self._require_fitted()
         level = check_level(level)
         if len(self.residual_log) < 2:
             raise ValueError(f"this {self.target} predictor has no cross-validated residuals to state an interval "
                              f"from (an artifact saved before intervals were recorded?); refit it: "
                              f"nas predictors refit DIR")
-        return conformal_log_bounds(self.residual_log, self.drift_log if len(self.drift_log) else None, level)
+        drift = self.drift_log if with_drift and len(self.drift_log) else None
+        return conformal_log_bounds(self.residual_log, drift, level)
 
     def speed_factor(self, ref_latency_ms: float, batch_size: int) -> float:
         """The factor that states a prediction at the speed a reference latency of

@@ -31,6 +31,7 @@ from __future__ import annotations
 import abc
 import json
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,6 +52,10 @@ class Deployed(abc.ABC):
     @abc.abstractmethod
     def infer_fn(self, x: torch.Tensor) -> Callable[[], object]:
         """A call running one inference on ``x`` (converted once, outside the call)."""
+
+    @abc.abstractmethod
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of ``x`` (B, C, H, W), as a CPU tensor."""
 
     def peak_infer_bytes(self, x: torch.Tensor) -> int | None:
         """The runtime's own memory figure of one inference on ``x`` (bytes); ``None`` where it is
@@ -117,10 +122,10 @@ def create_runtime(name: str) -> Runtime:
 
 # --- torch eager ---------------------------------------------------------------------------------
 class _Eager(Deployed):
-    runtime = "torch"
+    """A module PyTorch runs: eager, or a loaded TorchScript module."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
+    def __init__(self, model: nn.Module, runtime: str) -> None:
+        self.model, self.runtime = model, runtime
 
     def infer_fn(self, x: torch.Tensor) -> Callable[[], object]:
         model = self.model
@@ -130,6 +135,10 @@ class _Eager(Deployed):
                 model(x)
 
         return infer
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(x).detach().cpu()
 
 
 @register_runtime
@@ -141,7 +150,7 @@ class TorchRuntime(Runtime):
 
     def deploy(self, model: nn.Module, *, input_shape: tuple[int, int, int], device: torch.device,
                threads: int | None) -> Deployed:
-        return _Eager(model.to(device).eval())
+        return _Eager(model.to(device).eval(), self.name)
 
 
 # --- TorchScript ---------------------------------------------------------------------------------
@@ -156,8 +165,10 @@ class TorchScriptRuntime(Runtime):
         with tempfile.TemporaryDirectory(prefix="quadranas-ts-") as tmp:
             path = Path(tmp) / "model.pt"
             write_torchscript(deploy_copy(model), path, example_input(input_shape))
-            loaded = torch.jit.load(str(path), map_location=device)
-        return _Eager(loaded.eval())
+            with warnings.catch_warnings():  # torch.jit.load's deprecation notice: the file is what export ships
+                warnings.simplefilter("ignore", DeprecationWarning)
+                loaded = torch.jit.load(str(path), map_location=device)
+        return _Eager(loaded.eval(), self.name)
 
 
 # --- ONNX Runtime --------------------------------------------------------------------------------
@@ -202,6 +213,9 @@ class _OrtSession(Deployed):
             session.run(["logits"], feed)
 
         return infer
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(["logits"], {"images": x.detach().cpu().numpy()})[0])
 
     def peak_infer_bytes(self, x: torch.Tensor) -> int:
         import onnxruntime as ort

@@ -53,3 +53,16 @@ def profile_table():
     """``profile_table(archs, batch_sizes=(1, 8), ...)``: a synthetic profile table with closed-form
     costs, one device (:mod:`support.profiles`)."""
     return _profile_table
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs a CUDA device carries the ``cuda`` marker, so ``pytest -m cuda`` (what
+    ``nas bench device-check`` runs on a GPU machine) selects them all: a test skipped for want of a
+    CUDA device without the marker is a collection error naming it."""
+    if torch.cuda.is_available():  # checked where the CUDA tests skip: on a machine without a GPU (CI)
+        return
+    unmarked = [item.nodeid for item in items if item.get_closest_marker("cuda") is None
+                and any(m.args and m.args[0] is True and "CUDA" in str(m.kwargs.get("reason", ""))
+                        for m in item.iter_markers("skipif"))]
+    if unmarked:
+        raise pytest.UsageError("tests that need a CUDA device lack @pytest.mark.cuda: " + ", ".join(unmarked))

@@ -18,7 +18,8 @@ first (:func:`nas.profiling.read_speed`: the reference architecture timed alone)
 architecture timed alone — and its prediction is stated in milliseconds at that speed
 (``predicted × factor``) and compared with that measurement's own median: ``within_5pct``,
 ``within_10pct``, ``kendall_tau``, and the empirical coverage of the 80, 90 and 95 % prediction
-intervals (``coverage``), for latency and memory. Nothing of the training run's reference
+intervals (``coverage``), for latency and memory; every architecture's figures, with its 90 %
+interval, are a row of ``user_view_bB.csv``. Nothing of the training run's reference
 normalises the held-out figure here; the speed's drift between reading and measurement counts
 as error, as it does for a user.
 """
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from nas.profiling import ProfileRunConfig, collect_profiles, read_speed
 from nas.report import parity_plot
@@ -138,7 +140,8 @@ def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progre
             if default.normalization == "reference":
                 results["ref_baseline_ms"] = default.ref_baseline_ms
             results["cv_rmspe"] = default.cv_scores
-            results["coverage_normalised"] = _coverage(default, default.predict_table(test), measured)
+            # at the training run's reference speed (no drift in the interval): the residuals' own calibration
+            results["coverage_normalised"] = _coverage(default, default.predict_table(test), measured, drift=False)
             results["default_beats_flops"] = bool(results[default.model_name]["rmspe"] < results["flops"]["rmspe"])
             per_target[target] = results
             unit = "ms" if target == "latency" else "MB"
@@ -149,7 +152,7 @@ def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progre
         per_target["profiling_minutes_test"] = test_minutes
         if config.user_view and "latency" in defaults and "memory" in defaults:
             t_user = time.perf_counter()
-            view = user_view(config, b, defaults["latency"], defaults["memory"], test, progress=progress)
+            view = user_view(config, b, defaults["latency"], defaults["memory"], test, out=out, progress=progress)
             per_target["latency"]["user_view"] = view["latency"]
             per_target["memory"]["user_view"] = view["memory"]
             per_target["user_view_minutes"] = (time.perf_counter() - t_user) / 60.0
@@ -165,13 +168,14 @@ def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progre
 COVERAGE_LEVELS = (0.8, 0.9, 0.95)
 
 
-def _coverage(pred: Predictor, predicted, measured, factor=None) -> dict[str, float]:
+def _coverage(pred: Predictor, predicted, measured, factor=None, *, drift: bool = True) -> dict[str, float]:
     """Empirical coverage of ``pred``'s intervals at each level of :data:`COVERAGE_LEVELS`: the share
-    of ``measured`` inside ``predicted`` × the interval's bounds (× the speed ``factor`` per row)."""
+    of ``measured`` inside ``predicted`` × the interval's bounds (× the speed ``factor`` per row;
+    ``drift=False``: intervals without the speed's drift)."""
     predicted = np.asarray(predicted, dtype=float) * (1.0 if factor is None else np.asarray(factor, dtype=float))
     out = {}
     for level in COVERAGE_LEVELS:
-        lo, hi = pred.log_bounds(level)
+        lo, hi = pred.log_bounds(level, with_drift=drift)
         out[f"{100 * level:.0f}"] = interval_coverage(predicted * np.exp(lo), predicted * np.exp(hi), measured)
     return out
 
@@ -181,11 +185,11 @@ USER_LATENCY = LatencySettings()
 
 
 def user_view(config: PredictorBenchConfig, batch_size: int, latency: Predictor, memory: Predictor, test, *,
-              progress: bool = True) -> dict[str, Any]:
+              out: Path, progress: bool = True) -> dict[str, Any]:
     """Measure every held-out architecture of ``test`` as a search measures a pick — the speed
     read (the reference timed alone), then the architecture timed alone, in a seeded shuffled
     order — and score the predictions stated at that speed against the measurement's own median
-    (see the module docstring)."""
+    (see the module docstring). Each architecture's figures go to ``OUT/user_view_bB.csv``."""
     from tqdm.auto import tqdm
 
     space = create_space(config.space)
@@ -202,6 +206,14 @@ def user_view(config: PredictorBenchConfig, batch_size: int, latency: Predictor,
         lat_ms[i], mem_mb[i] = rec.latency.median_ms, rec.peak_infer_mem_mb
     pred_lat = latency.predict(archs, batch_size)
     pred_mem = memory.predict(archs, batch_size)
+    lo90, hi90 = latency.log_bounds(0.9)
+    mlo90, mhi90 = memory.log_bounds(0.9)
+    pd.DataFrame({"arch_id": [a.arch_id for a in archs], "speed_factor": factor, "latency_ms": lat_ms,
+                  "predicted_latency_ms": pred_lat * factor, "latency_low90_ms": pred_lat * factor * np.exp(lo90),
+                  "latency_high90_ms": pred_lat * factor * np.exp(hi90), "peak_mem_mb": mem_mb,
+                  "predicted_peak_mem_mb": pred_mem, "peak_mem_low90_mb": pred_mem * np.exp(mlo90),
+                  "peak_mem_high90_mb": pred_mem * np.exp(mhi90)}).to_csv(out / f"user_view_b{batch_size}.csv",
+                                                                         index=False)
     lat = {**prediction_metrics(pred_lat * factor, lat_ms), "coverage": _coverage(latency, pred_lat, lat_ms, factor),
            "speed_factor_median": float(np.median(factor)), "speed_factor_min": float(factor.min()),
            "speed_factor_max": float(factor.max())}

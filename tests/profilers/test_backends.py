@@ -149,6 +149,7 @@ def test_cuda_is_absent_here_and_its_fingerprint_says_so():
         backend_for("cuda").fingerprint()
 
 
+@pytest.mark.cuda
 @needs_cuda
 def test_cuda_backend_measures_on_the_gpu():
     backend = backend_for("cuda")

@@ -898,6 +898,7 @@ def test_profile_on_cuda_has_kernel_records():
     json.dumps(rec.to_dict())
 
 
+@pytest.mark.cuda
 @needs_cuda
 def test_profile_on_cuda_beside_a_reference_times_both_with_events():
     small, big = DIGITS_ARCHS["min"], DIGITS_ARCHS["max"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from nas.cli.base import Command
 from nas.cli.commands.bench import (
+    BenchDeviceCheck,
     BenchMixer,
     BenchPicks,
     BenchPredictors,
     BenchRanking,
     BenchReliability,
+    BenchRuntimes,
     BenchSearch,
     BenchStaircase,
 )
@@ -23,7 +25,8 @@ __all__ = ["COMMANDS", "GROUPS"]
 COMMANDS: dict[tuple[str, ...], type[Command]] = {cls.name: cls for cls in (
     Models, Datasets, TrainNet, SpaceList, SpaceShow, SpaceSample, TrainSupernet, SupernetEval, Profile,
     PredictorsFit, PredictorsRefit, PredictorsShow, PredictorsPredict, Search, Export, Report,
-    BenchMixer, BenchRanking, BenchPicks, BenchPredictors, BenchStaircase, BenchSearch, BenchReliability,
+    BenchMixer, BenchRanking, BenchPicks, BenchPredictors, BenchRuntimes, BenchStaircase, BenchSearch, BenchReliability,
+    BenchDeviceCheck,
 )}
 
 # The commands that group actions: their help and what `nas GROUP --help` calls the action.

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 from nas.cli.base import Command
 from nas.cli.options import Opt, add_config_options, config_values
 
-__all__ = ["BenchMixer", "BenchPicks", "BenchPredictors", "BenchRanking", "BenchReliability", "BenchSearch",
-           "BenchStaircase"]
+__all__ = ["BenchDeviceCheck", "BenchMixer", "BenchPicks", "BenchPredictors", "BenchRanking", "BenchReliability",
+           "BenchRuntimes", "BenchSearch", "BenchStaircase"]
 
 
 def _print_fields(record: dict, keys, fmt: str = ".4f") -> None:
@@ -226,6 +226,52 @@ class BenchPredictors(_RunDirBench):
                           f"within10={m['within_10pct']:.2f}  tau={m['kendall_tau']:.3f}")
             print(f"batch {b}: profiling {per['profiling_minutes_train']:.1f} min (train) + "
                   f"{per['profiling_minutes_test']:.1f} min (test); parity plot {per['parity_plot']}")
+
+
+class BenchRuntimes(_RunDirBench):
+    name = ("bench", "runtimes")
+    help = "latency in ONNX Runtime / TorchScript against PyTorch eager, timed interleaved, per thread count"
+    kind = "bench-runtimes"
+    out_fields = ("space", "device")
+    record_file = "runtimes.json"
+
+    def bench(self):
+        from nas.bench.runtimes import RuntimeBenchConfig, run_runtime_bench
+
+        return RuntimeBenchConfig, run_runtime_bench
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
+        for name, per in record["runtimes"].items():
+            for threads, r in per["by_threads"].items():
+                d = r["ratio"]
+                print(f"{name} / torch at {threads} thread(s): median {d['median']:.3f} (p10 {d['p10']:.3f}, "
+                      f"p90 {d['p90']:.3f}, {d['min']:.3f}-{d['max']:.3f}); faster on {100 * d['share_below_1']:.0f} % "
+                      f"of {d['n']}; tau vs torch {r['kendall_tau_vs_torch']:.3f}")
+        print(f"{record['minutes']:.1f} min")
+
+
+class BenchDeviceCheck(_RunDirBench):
+    name = ("bench", "device-check")
+    help = ("the prepared GPU check: CUDA tests, Triton kernels, mixer bench, kernel records, ONNX Runtime's CUDA "
+            "provider, staircase")
+    kind = "bench-device-check"
+    out_fields = ()
+    record_file = "device_check.json"
+
+    def bench(self):
+        from nas.bench.device_check import DeviceCheckConfig, run_device_check
+
+        return DeviceCheckConfig, run_device_check
+
+    def summary(self, record: dict[str, Any], config: Any) -> None:
+        for name, r in record["parts"].items():
+            why = r.get("reason") or r.get("error") or ""
+            print(f"{name:18s} {r['status']:8s} {r.get('seconds', 0.0):6.1f} s  {why}")
+        print(f"{record['passed']} passed, {record['failed']} failed, {record['skipped']} skipped, "
+              f"{record['not_run']} not run in {record['seconds']:.0f} s")
+
+    def exit_code(self, record: dict[str, Any]) -> int:
+        return 0 if record["ok"] else 1
 
 
 class BenchStaircase(_RunDirBench):

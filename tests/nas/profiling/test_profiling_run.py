@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import nas.profiling.collect
@@ -892,6 +893,32 @@ def test_bench_predictors_record(predictor_bench):
     for target in TARGETS:
         pred = Predictor.load(out / f"predictor-b1-{target}", fingerprint=_my_fp().to_dict())
         assert pred.model_name == per[target]["default"]
+
+
+@pytest.mark.slow
+def test_bench_predictors_scores_predictions_as_a_user_sees_them(predictor_bench):
+    out, record = predictor_bench
+    per = record["batch_sizes"]["1"]
+    rows = pd.read_csv(out / "user_view_b1.csv", dtype={"arch_id": str})
+    test_ids = {r["arch_id"] for r in _csv_rows(out / "profiles_test.csv")}
+    assert set(rows["arch_id"]) == test_ids and len(rows) == 6
+    lat, mem = per["latency"]["user_view"], per["memory"]["user_view"]
+    pred, meas = rows["predicted_latency_ms"].to_numpy(), rows["latency_ms"].to_numpy()
+    assert lat["within_10pct"] == pytest.approx(float(np.mean(np.abs(pred / meas - 1) <= 0.10)))
+    assert lat["rmspe"] == pytest.approx(100 * float(np.sqrt(np.mean((pred / meas - 1) ** 2))))
+    inside = (rows["latency_low90_ms"] <= rows["latency_ms"]) & (rows["latency_ms"] <= rows["latency_high90_ms"])
+    assert lat["coverage"]["90"] == pytest.approx(float(inside.mean()))
+    assert set(lat["coverage"]) == set(mem["coverage"]) == {"80", "90", "95"}
+    assert lat["coverage"]["80"] <= lat["coverage"]["90"] <= lat["coverage"]["95"]
+    # the prediction is stated at the speed read before each measurement
+    latency = Predictor.load(out / "predictor-b1-latency")
+    archs = [ArchConfig.from_json(r["arch_json"]) for r in _csv_rows(out / "profiles_test.csv") if r["pass"] == "0"]
+    base = dict(zip([a.arch_id for a in archs], latency.predict(archs, 1)))
+    assert np.allclose(pred, [base[a] * f for a, f in zip(rows["arch_id"], rows["speed_factor"])])
+    assert lat["speed_factor_min"] <= lat["speed_factor_median"] <= lat["speed_factor_max"]
+    assert mem["within_5pct"] == pytest.approx(float(np.mean(np.abs(rows["predicted_peak_mem_mb"] /
+                                                                     rows["peak_mem_mb"] - 1) <= 0.05)))
+    assert set(per["latency"]["coverage_normalised"]) == {"80", "90", "95"} and per["user_view_minutes"] > 0
 
 
 @pytest.mark.slow
