@@ -99,19 +99,22 @@ PAIR_BLOCK_MS = 2.0
 MAX_PAIR_BLOCK = 16
 
 
-def pair_block(call_ms: float) -> int:
+def pair_block(call_ms: float, block_ms: float | None = None) -> int:
     """Calls per turn of paired timing for callables taking ``call_ms``: 1 (call by call) from a
     millisecond up, else enough calls to last :data:`PAIR_BLOCK_MS` (2 to :data:`MAX_PAIR_BLOCK`)
-    plus one untimed call after each switch."""
-    if call_ms >= 1.0:
-        return 1
-    return min(MAX_PAIR_BLOCK, max(2, math.ceil(PAIR_BLOCK_MS / max(call_ms, 1e-3)))) + 1
+    plus one untimed call after each switch. With ``block_ms``, blocks of about that long for
+    callables of any duration (2 to :data:`MAX_PAIR_BLOCK` timed calls, plus the untimed one)."""
+    if block_ms is None:
+        if call_ms >= 1.0:
+            return 1
+        block_ms = PAIR_BLOCK_MS
+    return min(MAX_PAIR_BLOCK, max(2, math.ceil(block_ms / max(call_ms, 1e-3)))) + 1
 
 
 def _sample_until_stable(fns: Sequence[Callable[[], object]], device: torch.device | str,
                          estimate: Callable[[list[list[float]]], float], *, warmup: int, warmup_seconds: float,
-                         min_repeats: int, max_repeats: int, rel_tol: float, max_seconds: float
-                         ) -> list[TimingStats]:
+                         min_repeats: int, max_repeats: int, rel_tol: float, max_seconds: float,
+                         block_ms: float | None = None) -> list[TimingStats]:
     """Warm up, then time every callable of ``fns`` once per step until ``estimate`` settles.
 
     Each step times the callables back to back, in alternating order (so neither always runs
@@ -120,13 +123,17 @@ def _sample_until_stable(fns: Sequence[Callable[[], object]], device: torch.devi
     call is untimed and whose sample is the median of the rest: called one by one in
     alternation, a small network finds its weights and activations evicted from the caches by
     the other's and runs up to ~10 % slower than it does called back to back — as a deployed
-    network is, and as a latency timed alone is. Returns the summaries, one per callable.
+    network is, and as a latency timed alone is. ``block_ms`` sets blocks of about that long
+    whatever a call takes (:func:`pair_block`). Returns the summaries, one per callable.
     """
     settings = check_timing_settings(warmup=warmup, warmup_seconds=warmup_seconds, min_repeats=min_repeats,
                                      max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
     warmup, warmup_seconds = settings["warmup"], settings["warmup_seconds"]
     min_repeats, max_repeats = settings["min_repeats"], settings["max_repeats"]
     rel_tol, max_seconds = settings["rel_tol"], settings["max_seconds"]
+    if block_ms is not None and (isinstance(block_ms, bool) or not isinstance(block_ms, (int, float))
+                                 or not math.isfinite(block_ms) or block_ms <= 0):
+        raise ValueError(f"block_ms must be a positive number of milliseconds or None, got {block_ms!r}")
     t_warm = time.perf_counter()
     done = 0
     while done < warmup or time.perf_counter() - t_warm < warmup_seconds:
@@ -136,7 +143,7 @@ def _sample_until_stable(fns: Sequence[Callable[[], object]], device: torch.devi
         synchronize(device)
     # the warm-up's rounds tell how long a call takes (no warm-up: call by call)
     round_ms = (time.perf_counter() - t_warm) * 1e3 / (done * len(fns)) if done else math.inf
-    block = pair_block(round_ms) if len(fns) > 1 else 1
+    block = pair_block(round_ms, block_ms) if len(fns) > 1 else 1
     chunk = max(2, min_repeats // 2)
     samples: list[list[float]] = [[] for _ in fns]
     previous = None
@@ -198,6 +205,7 @@ def measure_latency_paired(
     max_repeats: int = 200,
     rel_tol: float = 0.01,
     max_seconds: float = 5.0,
+    block_ms: float | None = None,
 ) -> tuple[TimingStats, TimingStats]:
     """Time ``fn`` and ``reference`` interleaved; returns (fn's stats, reference's).
 
@@ -206,12 +214,15 @@ def measure_latency_paired(
     one see the same machine, and the ratio of their medians is steady to about a percent (the
     reason profile tables carry ``ref_latency_ms``). Calls under a millisecond alternate in short
     blocks instead (about 2 ms each, the first call after each switch untimed; a sample is the
-    block's median, :func:`pair_block`), so each runs with its caches warm as it does alone. The
-    settings are :func:`measure_latency`'s, with ``max_repeats`` counting pairs and the stopping
-    rule applied to the ratio of medians.
+    block's median, :func:`pair_block`), so each runs with its caches warm as it does alone;
+    ``block_ms`` asks for blocks of about that long whatever a call takes (two runtimes with
+    thread pools of their own: see :mod:`nas.bench.runtimes`). The settings are
+    :func:`measure_latency`'s, with ``max_repeats`` counting pairs and the stopping rule applied
+    to the ratio of medians.
     """
     stats = _sample_until_stable([fn, reference], device,
                                  lambda s: statistics.median(s[0]) / statistics.median(s[1]), warmup=warmup,
                                  warmup_seconds=warmup_seconds, min_repeats=min_repeats,
-                                 max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds)
+                                 max_repeats=max_repeats, rel_tol=rel_tol, max_seconds=max_seconds,
+                                 block_ms=block_ms)
     return stats[0], stats[1]

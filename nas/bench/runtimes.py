@@ -6,7 +6,11 @@ deployed in PyTorch eager and in every runtime of ``runtimes`` (:mod:`profilers.
 files ``nas export`` writes), and at each thread count of ``threads`` every runtime is timed
 **interleaved with PyTorch eager**, in one process (:func:`profilers.timing.measure_latency_paired`):
 the ratio ``runtime / torch`` of two medians taken side by side, which the machine's drifting
-speed does not disturb. The record gives per runtime and thread count the distribution of those
+speed does not disturb. The two alternate in blocks of about :data:`RUNTIME_BLOCK_MS` whose first
+call is untimed: ONNX Runtime's and PyTorch's intra-op thread pools each keep their threads
+spinning for a while after a call, and called one by one in alternation at two threads on two
+cores, each runtime ran with the other's pool still spinning (PyTorch eager twice as slow as
+beside TorchScript) — a contention of this benchmark, not of either deployment. The record gives per runtime and thread count the distribution of those
 ratios (median, p10, p90, min, max, the share of architectures the runtime runs faster) and the
 Kendall τ between the two runtimes' latencies (whether they rank architectures alike); per
 runtime, the speed-up from the fewest to the most threads (latency ratio, each measured
@@ -38,7 +42,10 @@ from search_spaces.layers import check_positive_int
 from search_spaces.networks import QuadraNet
 from search_spaces.space import create_space
 
-__all__ = ["RuntimeBenchConfig", "run_runtime_bench"]
+__all__ = ["RUNTIME_BLOCK_MS", "RuntimeBenchConfig", "run_runtime_bench"]
+
+# Each runtime's turn in the interleaved timing: about this long, its first call untimed.
+RUNTIME_BLOCK_MS = 20.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,8 @@ def run_runtime_bench(config: RuntimeBenchConfig, *, out: str | Path, progress: 
                 for name in config.runtimes:
                     other = runtimes[name].deploy(model, input_shape=space.input_shape, device=backend.device,
                                                   threads=threads).infer_fn(x)
-                    stats, ref = measure_latency_paired(other, eager, backend.device, **asdict(PAIRED_LATENCY))
+                    stats, ref = measure_latency_paired(other, eager, backend.device, **asdict(PAIRED_LATENCY),
+                                                        block_ms=RUNTIME_BLOCK_MS)
                     rows.append({"arch_id": arch.arch_id, "threads": threads, "runtime": name,
                                  "latency_ms": stats.median_ms, "torch_latency_ms": ref.median_ms,
                                  "ratio": stats.median_ms / ref.median_ms,

@@ -485,7 +485,7 @@ def test_paired_timing_interleaves_call_by_call_in_alternating_order(monkeypatch
 
 
 def test_paired_timing_warms_both_up_first(monkeypatch):
-    monkeypatch.setattr(timing, "pair_block", lambda call_ms: 1)  # call by call, whatever the warm-up took
+    monkeypatch.setattr(timing, "pair_block", lambda call_ms, block_ms=None: 1)  # call by call, whatever the warm-up took
     _, script = _run_paired(monkeypatch, [1.0] * 100, [1.0] * 100, warmup=2, min_repeats=4, max_repeats=10)
     assert script.log[:4] == ["target", "ref", "target", "ref"]
     assert len(script.log) == 4 + 2 * 4
@@ -494,6 +494,28 @@ def test_paired_timing_warms_both_up_first(monkeypatch):
 @pytest.mark.parametrize("call_ms, block", [(5.0, 1), (1.0, 1), (0.5, 5), (0.1, 17), (0.0, 17), (0.25, 9)])
 def test_pair_block_lasts_about_two_milliseconds_below_one(call_ms, block):
     assert timing.pair_block(call_ms) == block  # calls per turn, the first untimed
+
+
+@pytest.mark.parametrize("call_ms, block_ms, block", [(5.0, 20.0, 5), (4.0, 20.0, 6), (30.0, 20.0, 3),
+                                                      (0.5, 20.0, 17), (1.0, 2.0, 3)])
+def test_pair_block_of_a_given_length_applies_to_calls_of_any_duration(call_ms, block_ms, block):
+    assert timing.pair_block(call_ms, block_ms) == block  # ceil(block_ms / call_ms) timed, at least 2, + 1 untimed
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True, "20"])
+def test_paired_timing_refuses_a_bad_block_length(monkeypatch, bad):
+    with pytest.raises(ValueError, match="block_ms must be a positive number"):
+        _run_paired(monkeypatch, [1.0] * 10, [1.0] * 10, min_repeats=2, max_repeats=2, block_ms=bad)
+
+
+def test_paired_timing_with_a_block_length_alternates_long_calls_in_blocks(monkeypatch):
+    # A warm-up of fake callables is instant, so a block of 1e-3 ms asks for the minimum: 2 timed calls,
+    # after an untimed one, per turn — where without block_ms these (sub-millisecond) calls would take 17.
+    (stats, ref_stats), script = _run_paired(monkeypatch, [1.0, 3.0] * 10, [2.0] * 100, warmup=1,
+                                             min_repeats=4, max_repeats=4, block_ms=1e-3)
+    timed = script.log[2:]
+    assert timed[:3] == ["target"] * 3 and timed[3:9] == ["ref"] * 6 and timed[9:12] == ["target"] * 3
+    assert stats.repeats == 4 and stats.median_ms == 2.0  # each sample the median of the block's 1.0 and 3.0
 
 
 def test_paired_timing_of_fast_calls_alternates_in_blocks_and_samples_their_medians(monkeypatch):
