@@ -1,7 +1,8 @@
 """``nas bench reliability``: kill a search with SIGKILL at random moments, resume it, count.
 
 A small search (a supernet and predictors prepared once, reused by every run) is started as a
-real ``nas search`` subprocess on a SQLite study. Each cycle waits until the study has grown
+real ``nas search`` subprocess on the run's own study file (the default storage,
+:func:`nas.search.resume.default_storage`). Each cycle waits until the study has grown
 since the last look and a further random moment (or, for ``early_kill_fraction`` of the
 cycles, a random moment of the start-up), kills the process with ``SIGKILL`` and
 reads the study back: every COMPLETE trial seen before must still be there with the same
@@ -31,6 +32,8 @@ from optuna.trial import TrialState
 
 from nas.rundir import write_json
 from nas.search import SearchConfig, create_storage, obtain_predictors, obtain_supernet
+from nas.search.resume import default_storage
+from nas.search.storage import describe_storage, file_storage_path
 from profilers import device_fingerprint
 from search_spaces.layers import check_positive_int
 
@@ -40,7 +43,7 @@ __all__ = ["ReliabilityBenchConfig", "run_reliability_bench"]
 @dataclass(frozen=True)
 class ReliabilityBenchConfig:
     cycles: int = 10  # kill/resume cycles
-    trials: int = 400  # trials the search asks for
+    trials: int = 3000  # trials the search asks for (enough that every cycle's kill lands before the end)
     seed: int = 0  # seed of the search and of the kill moments
     supernet: str | None = None  # trained supernet run directory (default: train a small one)
     predictors: str | None = None  # predictor artifacts (default: profile and fit a few)
@@ -59,18 +62,18 @@ class ReliabilityBenchConfig:
 
 
 class _StudyReader:
-    """Reads the search's SQLite study from outside; opens the file once it exists (opening it
+    """Reads the search's study from outside; opens the file once it exists (opening it
     earlier would create the run directory the search has not made yet)."""
 
-    def __init__(self, db: Path, name: str) -> None:
-        self.db, self.name, self.storage = db, name, None
+    def __init__(self, url: str, name: str) -> None:
+        self.url, self.name, self.storage = url, name, None
 
     def _study(self) -> optuna.Study | None:
         if self.storage is None:
-            if not self.db.exists():
+            if not file_storage_path(self.url).exists():
                 return None
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            self.storage = create_storage(f"sqlite:///{self.db.resolve()}")
+            self.storage = create_storage(self.url)
         if self.name not in [s.study_name for s in optuna.get_all_study_summaries(self.storage)]:
             return None
         return optuna.load_study(study_name=self.name, storage=self.storage)
@@ -99,8 +102,8 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
     supernet = config.supernet or str(out / "base" / "supernet")
     predictors = config.predictors or str(out / "base" / "predictors")
     run = out / "search"
-    db = run / "study.db"
-    reader = _StudyReader(db, base.study_name)
+    url = default_storage(base, run)
+    reader = _StudyReader(url, base.study_name)
     cmd = [sys.executable, "-m", "nas.cli", "search", "--supernet", supernet, "--predictors", predictors,
            "--trials", str(config.trials), "--population-size", "16", "--seed", str(config.seed),
            "--out", str(run), "--no-progress", "--quick", "--threads", str(base.threads),
@@ -161,6 +164,7 @@ def run_reliability_bench(config: ReliabilityBenchConfig, *, out: str | Path, pr
         "duplicate_trials": max(0, len(final) - config.trials) + (len(numbers) - len(set(numbers))),
         "trials_failed": sum(s == "FAIL" for _, s in states),
         "final_returncode": proc.returncode,
+        "storage": describe_storage(url),
         "details": details,
         "minutes": (time.perf_counter() - t_start) / 60.0,
         "config": asdict(config),

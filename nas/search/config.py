@@ -48,8 +48,7 @@ class SearchConfig:
     sampler: str = "nsga2"  # the study's sampler (see nas.search.samplers.SAMPLERS)
     population_size: int | None = None  # NSGA-II population (default 16; quick 12)
     storage: str | None = None  # Optuna storage: sqlite:///PATH, journal:///PATH or postgresql://USER@HOST/DB
-    # (default: the recorded one on resume, else SQLite study.db in the run directory; a journal file with
-    # workers > 1)
+    # (default: the recorded one on resume, else the journal file study.journal in the run directory)
     study_name: str | None = None  # default: nas-search-SPACE
     resume: bool = False  # continue the search in --out
     join: bool = False  # join the study of the same name in --storage if another worker created it (multi-machine)

@@ -126,8 +126,7 @@ def sessions(recorded: dict[str, Any] | None) -> int:
 
 
 def default_storage(cfg: SearchConfig, out: Path) -> str:
-    # Several processes share a journal file (append-only, file locks) more safely than SQLite.
-    if cfg.workers > 1:
-        return f"journal:///{(out / 'study.journal').resolve()}"
-    return f"sqlite:///{(out / 'study.db').resolve()}"
+    """The run's own study file: a journal (:mod:`nas.search.journal`), for one process or several.
+    A run begun on ``study.db`` (SQLite, earlier versions) resumes there: its ``config.json`` says so."""
+    return f"journal:///{(out / 'study.journal').resolve()}"
 

@@ -3,8 +3,9 @@
 - ``None`` — in memory (one process; what benchmarks use).
 - ``sqlite:///PATH`` — one file, one machine; put in write-ahead-log mode (one sync per commit,
   readers do not block the writer) with a generous lock timeout for a few local workers.
-- ``journal:///PATH`` — Optuna's journal file storage: an append-only log with file locks, for
-  several processes on one machine without a server (what ``--workers N`` uses by default).
+- ``journal:///PATH`` — Optuna's journal file storage: an append-only log with file locks, one
+  process or several on one machine without a server; synced once per batch of trials
+  (:mod:`nas.search.journal`). The run's own ``study.journal`` is the default.
 - ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB`` — a shared relational database for workers on
   many machines (needs ``psycopg2``); trials record heartbeats so a dead machine's trials can be
   failed once their heartbeat is older than the grace period.
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+
+from nas.search.journal import journal_storage
 
 __all__ = ["SCHEMES", "StorageUnavailable", "check_storage_url", "create_storage", "describe_storage",
            "file_storage_path", "worker_alive", "worker_id"]
@@ -67,11 +70,9 @@ def _sqlite(url: str) -> optuna.storages.BaseStorage:
 
 
 def _journal(url: str) -> optuna.storages.BaseStorage:
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
     path = file_storage_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    return journal_storage(str(path))
 
 
 def _postgres(url: str) -> optuna.storages.BaseStorage:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from nas.objectives import directions, metric_names
 from nas.search.budgets import Budget, constraint_value
+from nas.search.journal import sync_storage
 from nas.search.params import arch_from_params, arch_params
 from nas.search.samplers import restore_sampler_state, save_sampler_state
 from nas.search.scoring import ArchScore
@@ -222,10 +223,12 @@ def run_trials(study: optuna.Study, *, space: SearchSpace, score: Callable[[list
             told += _score_and_tell(study, trials, space, score, budgets, objectives)
             if shared:
                 save_sampler_state(study)
+            sync_storage(study._storage)  # the batch durable on disk (a journal file syncs once per batch)
             if on_batch is not None:
                 on_batch(told)
     finally:
         bar.close()
+        sync_storage(study._storage)
     return told
 
 

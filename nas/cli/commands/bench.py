@@ -309,7 +309,8 @@ class BenchSearch(_RunDirBench):
 
     def summary(self, record: dict[str, Any], config: Any) -> None:
         _print_fields(record, ("hypervolume_default", "hypervolume_random", "hv_ratio", "trials_per_s",
-                               "trials_per_s_sqlite", "trials_per_s_cached"))
+                               "trials_per_s_own_storage", "trials_per_s_sqlite", "trials_per_s_cached",
+                               "trials_per_s_own_storage_cached"))
 
 
 class BenchReliability(_RunDirBench):

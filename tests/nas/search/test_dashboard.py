@@ -33,17 +33,21 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-@pytest.fixture
-def served(tmp_path):
-    """A study run by the workbench on a SQLite file, and the dashboard serving it on loopback."""
-    url = f"sqlite:///{tmp_path / 'study.db'}"
+@pytest.fixture(params=["journal", "sqlite"])
+def served(request, tmp_path):
+    """A study run by the workbench on its default journal file (or a SQLite file), and the dashboard
+    serving it on loopback, given the file as ``optuna-dashboard study.journal`` is."""
+    if request.param == "journal":
+        url, given = f"journal:///{tmp_path / 'study.journal'}", str(tmp_path / "study.journal")
+    else:
+        url = given = f"sqlite:///{tmp_path / 'study.db'}"
     problem = problem_record(space="digits-s", objectives=OBJECTIVES, batch_size=1, budgets=BUDGETS,
                              dataset="digits", fingerprint_id="fp0")
     study = open_study(storage=url, study_name="dash", problem=problem,
                        sampler=create_sampler("nsga2", seed=0, population_size=8), resume=False)
     run_trials(study, space=create_space("digits-s"), score=_score, budgets=BUDGETS, objectives=OBJECTIVES,
                n_trials=16, batch=8, progress=False)
-    server = make_server("127.0.0.1", 0, dashboard.wsgi(url), handler_class=_Quiet)
+    server = make_server("127.0.0.1", 0, dashboard.wsgi(given), handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

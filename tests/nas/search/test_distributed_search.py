@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from nas.search import SearchConfig, run_search
 from nas.search.samplers import SAMPLER_STATE_ATTR
-from nas.search.storage import create_storage
+from nas.search.storage import create_storage, file_storage_path
 from nas.search.study import SCORE_ATTR
 from support import REPO
 from support.pg_server import find_pg_bin, start_server
@@ -150,7 +150,7 @@ def _wait_complete(storage: str, n: int, proc, timeout_s: float = 300) -> dict[i
     store = None
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the search ended before it could be interrupted"
-        if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
+        if file_storage_path(storage) is not None and not file_storage_path(storage).exists():
             time.sleep(0.1)  # opening it here would create the run directory under the search's feet
             continue
         store = store or create_storage(storage)
@@ -167,7 +167,7 @@ def _wait_complete(storage: str, n: int, proc, timeout_s: float = 300) -> dict[i
 
 def test_sigkill_during_the_search_then_resume(artifacts, tmp_path):
     out = tmp_path / "run"
-    storage = f"sqlite:///{out / 'study.db'}"
+    storage = f"journal:///{out / 'study.journal'}"  # the run's own study file, by default
     proc = subprocess.Popen(_search_cmd(artifacts, out, trials=80), stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, env=_env(), cwd=REPO)
     try:
@@ -225,13 +225,13 @@ def test_database_going_away_stops_the_worker_and_a_restart_resumes(artifacts, t
 def test_reliability_bench_small(artifacts, tmp_path):
     from nas.bench.reliability import ReliabilityBenchConfig, run_reliability_bench
 
-    record = run_reliability_bench(ReliabilityBenchConfig(cycles=2, trials=60, supernet=artifacts["supernet"],
+    record = run_reliability_bench(ReliabilityBenchConfig(cycles=2, trials=600, supernet=artifacts["supernet"],
                                                           predictors=artifacts["predictors"]),
                                    out=tmp_path / "bench", progress=False)
-    assert record["cycles"] == 2 and record["trials_requested"] == 60
-    assert record["trials_completed"] == 60 and record["trials_lost"] == 0 and record["duplicate_trials"] == 0
-    assert record["final_returncode"] == 0
-    assert json.loads((tmp_path / "bench" / "reliability.json").read_text())["trials_completed"] == 60
+    assert record["cycles"] == 2 and record["trials_requested"] == 600
+    assert record["trials_completed"] == 600 and record["trials_lost"] == 0 and record["duplicate_trials"] == 0
+    assert record["final_returncode"] == 0 and record["storage"].startswith("journal:///")
+    assert json.loads((tmp_path / "bench" / "reliability.json").read_text())["trials_completed"] == 600
 
 
 def test_unreachable_database_is_a_clear_error(artifacts, tmp_path, capsys):
@@ -274,11 +274,11 @@ def test_sigkill_during_profiling_then_resume(artifacts, tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert not (out / "study.db").exists() and not (out / "predictors").exists()
+    assert not (out / "study.journal").exists() and not (out / "predictors").exists()
     rows_before = [line for line in table.read_text().splitlines()[1:] if line.strip()]
     proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows_after = table.read_text().splitlines()[1:]
     assert rows_after[: len(rows_before) - 1] == rows_before[:-1]  # measured rows kept (the last may be torn)
-    _check_exact(_study(f"sqlite:///{out / 'study.db'}"), 16)
+    _check_exact(_study(f"journal:///{out / 'study.journal'}"), 16)
     assert (out / "predictors" / "latency" / "predictor.json").is_file()

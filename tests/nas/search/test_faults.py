@@ -89,15 +89,13 @@ def test_damaged_artifact_in_a_run_is_named_and_nothing_is_overwritten(search_ru
 def test_corrupt_study_storage_is_named(search_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(search_run, run)
-    (run / "study.db").write_bytes(b"this is not a database" * 100)
-    for extra in ("study.db-wal", "study.db-shm"):
-        (run / extra).unlink(missing_ok=True)
+    (run / "study.journal").write_bytes(b"this is not a journal\n" * 100)
     code = search_main(["--out", str(run), "--resume", "--quick", "--trials", "12", "--population-size", "8",
                         "--no-progress", "--format", "safetensors", "--latency-budget-ms", "1000",
                         "--memory-budget-mb", "1000"])
     assert code == 3
     err = capsys.readouterr().err
-    assert "study.db" in err and "storage" in err
+    assert "study.journal" in err and "storage" in err
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["trials"] == 8  # the record of the run is not rewritten by the failed resume
 

@@ -46,14 +46,14 @@ def _brute_front(df: pd.DataFrame) -> set[str]:
 
 def test_run_directory_holds_every_record(run):
     out = run.run_dir
-    for name in ("config.json", "study.db", "trials.csv", "pareto.csv", "picks.json", "summary.json", "profiles.csv",
+    for name in ("config.json", "study.journal", "trials.csv", "pareto.csv", "picks.json", "summary.json", "profiles.csv",
                  "pareto.png", "hypervolume.png", "report.html", "report.md", "supernet/supernet.safetensors",
                  "predictors/latency/predictor.json", "predictors/memory/predictor.json"):
         assert (out / name).is_file(), name
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["space"] == "digits-s" and cfg["dataset"] == "digits" and cfg["trials"] == 24
     assert len(cfg["budgets"]) == 2 and all(b["source"] == "auto" for b in cfg["budgets"])
-    assert cfg["storage"].startswith("sqlite:///") and cfg["storage"].endswith("study.db")
+    assert cfg["storage"].startswith("journal:///") and cfg["storage"].endswith("study.journal")
 
 
 def test_trials_and_pareto_tables(run):
@@ -151,7 +151,7 @@ def test_report_rebuilds_from_the_study_alone(run, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("supernet", "predictors", "exports"))
     cfg = json.loads((copy / "config.json").read_text())
-    cfg["storage"] = f"sqlite:///{copy / 'study.db'}"
+    cfg["storage"] = f"journal:///{copy / 'study.journal'}"
     (copy / "config.json").write_text(json.dumps(cfg))
     before = pd.read_csv(copy / "trials.csv")
     for name in ("report.html", "report.md", "pareto.png", "trials.csv"):
@@ -233,6 +233,16 @@ def _reusing(run, out, *extra: str, trials: int = 8) -> list[str]:
             *extra]
 
 
+def test_a_run_begun_on_sqlite_resumes_on_its_own_study_db(run, tmp_path):
+    # what runs of earlier versions hold: study.db in the run directory, recorded in config.json
+    out = tmp_path / "old"
+    assert search_main(_reusing(run, out, "--storage", f"sqlite:///{out / 'study.db'}")) == 0
+    assert search_main(_reusing(run, out, "--resume", trials=11)) == 0
+    study = optuna.load_study(study_name="nas-search-digits-s", storage=create_storage(f"sqlite:///{out / 'study.db'}"))
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 11
+    assert not (out / "study.journal").exists() and len(pd.read_csv(out / "trials.csv")) == 11
+
+
 def test_resume_continues_the_recorded_storage_and_study_name(run, tmp_path):
     out = tmp_path / "own"
     journal = tmp_path / "elsewhere" / "s.journal"
@@ -256,7 +266,7 @@ def test_a_copied_or_moved_run_directory_goes_on_with_its_own_study_file(run, tm
     assert search_main(_reusing(run, copy, "--resume", trials=10)) == 0  # the copy's study, not the original's
     assert len(pd.read_csv(copy / "trials.csv")) == 10
     original = optuna.load_study(study_name="nas-search-digits-s",
-                                 storage=create_storage(f"sqlite:///{first / 'study.db'}"))
+                                 storage=create_storage(f"journal:///{first / 'study.journal'}"))
     assert len(original.trials) == 8
     moved = tmp_path / "moved"
     shutil.move(first, moved)
@@ -265,7 +275,7 @@ def test_a_copied_or_moved_run_directory_goes_on_with_its_own_study_file(run, tm
     assert search_main(_reusing(run, moved, "--resume", trials=9)) == 0
     assert len(pd.read_csv(moved / "trials.csv")) == 9
     stored = json.loads((moved / "config.json").read_text())
-    assert stored["storage"] == f"sqlite:///{(moved / 'study.db').resolve()}" and stored["storage_in_run_dir"] is True
+    assert stored["storage"] == f"journal:///{(moved / 'study.journal').resolve()}" and stored["storage_in_run_dir"] is True
     assert not first.exists()  # nothing was recreated at the old place
 
 
@@ -287,22 +297,22 @@ def test_report_without_its_storage_renders_from_the_tables_on_disk(run, tmp_pat
 
 def test_report_names_a_missing_study_file_and_creates_none(run, tmp_path, capsys):
     copy = tmp_path / "nostudy"
-    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("supernet", "predictors", "exports", "study.db*"))
+    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("supernet", "predictors", "exports", "study.journal*"))
     assert main(["report", "--run", str(copy)]) == 2
     err = capsys.readouterr().err
-    assert "study.db" in err and "does not exist" in err
-    assert not (copy / "study.db").exists()
+    assert "study.journal" in err and "does not exist" in err
+    assert not (copy / "study.journal").exists()
 
 
 def test_resume_names_a_missing_study_file_and_creates_none(run, tmp_path, capsys):
     copy = tmp_path / "nostudy"
-    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("study.db*"))
+    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("study.journal*"))
     before = pd.read_csv(copy / "trials.csv")
     assert search_main(["--out", str(copy), "--resume", "--quick", "--trials", "30", "--population-size", "8",
                         "--no-progress", "--supernet-epochs", "1", "--profile-n", "8"]) == 2
     err = capsys.readouterr().err
-    assert "study.db" in err and "does not exist" in err
-    assert not (copy / "study.db").exists()
+    assert "study.journal" in err and "does not exist" in err
+    assert not (copy / "study.journal").exists()
     pd.testing.assert_frame_equal(pd.read_csv(copy / "trials.csv"), before)
 
 
@@ -444,8 +454,10 @@ def test_bench_search_record(run, tmp_path):
     assert sorted(hv) == ["nsga2:0", "nsga2:1", "random:0", "random:1"]
     assert record["hypervolume_default"] == pytest.approx(np.median([hv["nsga2:0"], hv["nsga2:1"]]))
     assert record["hv_ratio"] == pytest.approx(record["hypervolume_default"] / record["hypervolume_random"])
-    for key in ("trials_per_s", "trials_per_s_random", "trials_per_s_cached", "trials_per_s_sqlite"):
+    for key in ("trials_per_s", "trials_per_s_random", "trials_per_s_cached", "trials_per_s_sqlite",
+                "trials_per_s_own_storage", "trials_per_s_own_storage_cached"):
         assert record[key] > 0
+    assert record["own_storage"] == "journal"  # the run's own study file, as nas-search writes it
     # every hypervolume is in the normalised box [0, 1.1]^3 of the shared reference; it is 0 only for
     # a study none of whose 24 trials was predicted to meet a budget (seen once in CI with 8 profiled
     # architectures), so at least one study has a positive one
