@@ -170,18 +170,35 @@ class QuadraSupernet(nn.Module):
             raise ValueError(f"supernet of space {self.space.name!r} expects input (B, {expected[0]}, "
                              f"{expected[1]}, {expected[2]}), got {tuple(x.shape)}")
         arch = self.active
-        c = arch.stages[0].width
-        conv, norm = self.stem[0], self.stem[1]
-        x = F.conv2d(x, conv.weight[:c], conv.bias[:c], stride=conv.stride, padding=conv.padding)
-        x = _ln2d(x, norm, c)
-        for i, stage in enumerate(arch.stages):
+        return self.run_head(self.run_stages(x, arch, 0, len(arch.stages)), arch)
+
+    def run_stages(self, x: torch.Tensor, arch: ArchConfig, start: int, stop: int) -> torch.Tensor:
+        """Stages ``start`` … ``stop − 1`` of ``arch`` (validated by the caller) on ``x``: the input
+        images when ``start`` is 0 (the stem runs first, as part of stage 0), else the output of stage ``start − 1`` of an
+        architecture whose first ``start`` stages are ``arch``'s. ``forward`` is
+        ``run_head(run_stages(x, arch, 0, n), arch)``; what a stage computes depends only on the
+        stages before it, so outputs of a shared prefix of stages can be reused (the search's scorer)."""
+        if not 0 <= start <= stop <= len(arch.stages):
+            raise ValueError(f"stages {start}..{stop} out of range for {len(arch.stages)} stages")
+        if start == 0 and stop > 0:  # the stem belongs to stage 0 (no stages: x as it is)
+            c = arch.stages[0].width
+            conv, norm = self.stem[0], self.stem[1]
+            x = F.conv2d(x, conv.weight[:c], conv.bias[:c], stride=conv.stride, padding=conv.padding)
+            x = _ln2d(x, norm, c)
+        for i in range(start, stop):
+            stage = arch.stages[i]
             if i > 0:
+                c = arch.stages[i - 1].width
                 ln, down = self.downsamples[i - 1][0], self.downsamples[i - 1][1]
                 x = _ln2d(x, ln, c)
                 x = F.conv2d(x, down.weight[:stage.width, :c], down.bias[:stage.width], stride=2)
-                c = stage.width
             for block, choice in zip(self.stages[i], stage.blocks):
-                x = block(x, c, choice)
+                x = block(x, stage.width, choice)
+        return x
+
+    def run_head(self, x: torch.Tensor, arch: ArchConfig) -> torch.Tensor:
+        """The final norm and classifier of ``arch`` on its last stage's output: logits (B, num_classes)."""
+        c = arch.stages[-1].width
         x = F.layer_norm(x.mean(dim=(2, 3)), (c,), self.norm.weight[:c], self.norm.bias[:c], _EPS)
         return F.linear(x, self.head.weight[:, :c], self.head.bias)
 

@@ -99,6 +99,30 @@ def test_extract_equals_supernet_slice(name, n_sampled):
     assert outputs[0].abs().max().item() > 0.1
 
 
+@pytest.mark.parametrize("name", ["digits-s", "cifar10-m"])
+def test_stages_run_piecewise_give_the_whole_forward(name):
+    supernet = _supernet(name).eval()
+    space = supernet.space
+    x = _input(space)
+    rng = random.Random(8)
+    with torch.no_grad():
+        for arch in [space.max_arch(), space.min_arch()] + [space.sample(rng) for _ in range(6)]:
+            supernet.set_active(arch)
+            whole = supernet(x)
+            n = len(arch.stages)
+            for k in range(n + 1):  # stem and stages 0..k-1, then the rest, then the head
+                h = supernet.run_stages(supernet.run_stages(x, arch, 0, k), arch, k, n)
+                assert torch.equal(supernet.run_head(h, arch), whole)
+
+
+@pytest.mark.parametrize("start, stop", [(-1, 2), (2, 1), (0, 5)])
+def test_run_stages_refuses_a_range_outside_the_architecture(start, stop):
+    supernet = _supernet("digits-s").eval()
+    arch = supernet.space.max_arch()
+    with pytest.raises(ValueError, match="out of range for 4 stages"):
+        supernet.run_stages(_input(supernet.space), arch, start, stop)
+
+
 def test_extract_at_initialisation_largest_equals_supernet():
     """No perturbation: the supernet's own initialisation, largest and smallest arch."""
     torch.manual_seed(0)

@@ -33,7 +33,7 @@ from nas.search.budgets import Budget, auto_budgets, budgets_from_lists, constra
 from nas.search.params import arch_from_params, arch_params
 from nas.search.samplers import create_sampler
 from nas.search.scoring import ArchScore, ArchScorer
-from nas.search.storage import worker_id
+from nas.search.storage import create_storage, worker_id
 from nas.search.study import SCORE_ATTR, WORKER_ATTR, open_study, problem_record, run_trials
 from nas.search.tables import pareto_frame, trials_frame
 from predictors.predictor import Predictor
@@ -86,12 +86,15 @@ def _problem(**changes) -> dict:
     return problem_record(**kw)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "journal"])
 def storage_factory(request, tmp_path):
-    """A callable giving the same storage each call: one InMemoryStorage object, or a SQLite URL."""
+    """A callable giving the same storage each call: one InMemoryStorage object, a SQLite URL, or
+    the journal file (the run's default) opened anew."""
     if request.param == "memory":
         store = optuna.storages.InMemoryStorage()
         return lambda: store
+    if request.param == "journal":  # a new storage object on the file each call, as another process opens it
+        return lambda: create_storage(f"journal:///{tmp_path / 'study.journal'}")
     url = f"sqlite:///{tmp_path / 'study.db'}"
     return lambda: url
 
@@ -864,6 +867,52 @@ def test_scorer_caches_by_arch_id(scoring_setup):
     finally:
         with torch.no_grad():
             head.bias.copy_(saved)
+
+
+def _sharing_prefixes(space, base, n=12, seed=5):
+    """Architectures that share 1 … n_stages − 1 leading stages with ``base`` (and each other)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        other = space.sample(rng)
+        k = rng.randrange(1, len(base.stages))
+        stages = base.stages[:k] + other.stages[k:]
+        out.append(space.validate(ArchConfig(space=space.name, stages=stages)))
+    return out
+
+
+def test_prefix_cache_gives_the_numbers_of_whole_forwards(scoring_setup):
+    s = scoring_setup
+    archs = [s["arch_a"], *_sharing_prefixes(s["space"], s["arch_a"]), *s["others"],
+             *_sharing_prefixes(s["space"], s["others"][1], seed=6)]
+    cached, whole = _scorer(s), _scorer(s, prefix_cache_mb=0)
+    for arch in archs:
+        assert cached.evaluate(arch) == whole.evaluate(arch)  # accuracy and loss, bit for bit
+    x, y = s["data"].tensors
+    for arch in archs[:6]:  # and the supernet's own forward of the active architecture
+        assert cached.accuracy(arch) == _manual_accuracy(s["supernet"], arch, x, y)
+    assert whole.stages_reused == 0 and not whole._prefix
+    assert cached.stages_reused > 0  # the prefixes were shared, and reused
+    n_stages = sum(len(a.stages) for a in {a.arch_id: a for a in archs}.values()) * len(cached._chunks)
+    assert cached.stages_run + cached.stages_reused == whole.stages_run == n_stages
+
+
+def test_prefix_cache_stays_within_its_bound(scoring_setup):
+    s = scoring_setup
+    archs = _sharing_prefixes(s["space"], s["arch_a"], n=20, seed=7)
+    cap_mb = 0.05
+    scorer = _scorer(s, prefix_cache_mb=cap_mb)
+    for arch in archs:
+        scorer.evaluate(arch)
+        assert scorer._prefix_bytes <= cap_mb * 2**20
+        assert scorer._prefix_bytes == sum(t.numel() * t.element_size() for t in scorer._prefix.values())
+    assert scorer._prefix  # something fitted
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), True, "256"])
+def test_scorer_refuses_a_bad_prefix_cache_size(scoring_setup, bad):
+    with pytest.raises(ValueError, match="prefix_cache_mb must be a non-negative number"):
+        _scorer(scoring_setup, prefix_cache_mb=bad)
 
 
 def test_scorer_score_uses_predictors(scoring_setup):
