@@ -3,7 +3,8 @@
 An architecture is measured in several *passes* spread over the run (column ``pass``), so a
 burst of load from other tenants of a shared machine hits one pass, not all;
 :func:`aggregate_profiles` gives one row per (architecture, device, batch size) with the median
-over passes — what predictors are fitted on.
+over passes — what predictors are fitted on. Memory, the same to the byte in every pass, is
+measured in an architecture's first pass; later passes leave its columns empty.
 
 Columns carry their units (``latency_ms``, ``peak_infer_mem_mb``); ``arch_json`` holds the
 architecture so features can be recomputed from the table alone, and ``fingerprint`` the
@@ -118,13 +119,17 @@ def read_profiles(path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"profile table {path} lacks columns {missing}; is it a profile table?")
+    repeat = (pd.to_numeric(df["pass"], errors="coerce") > 0) if "pass" in df else pd.Series(False, index=df.index)
     for col in ("batch_size", "latency_ms", "peak_infer_mem_mb", "peak_train_mem_mb"):
         values = pd.to_numeric(df[col], errors="coerce")
         bad = values.isna() | (values <= 0)
+        if col in _MEASURED_ONCE:  # a repeat pass times the network only: its memory is empty
+            bad &= ~(repeat & (df[col].astype(str) == ""))
         if bad.any():
             line = int(bad.to_numpy().nonzero()[0][0]) + 2  # header is line 1
-            raise ValueError(f"profile table {path}, line {line}: column {col} must be a positive number, "
-                             f"got {df[col].iloc[line - 2]!r}")
+            raise ValueError(f"profile table {path}, line {line}: column {col} must be a positive number"
+                             + (" (empty only in a repeat pass)" if col in _MEASURED_ONCE else "")
+                             + f", got {df[col].iloc[line - 2]!r}")
         df[col] = values
     df["batch_size"] = df["batch_size"].astype(int)
     valid = {v: _is_json_object(v) for v in df["fingerprint"].astype(str).unique()}
@@ -144,6 +149,9 @@ def _is_json_object(text: str) -> bool:
         return False
 
 
+# Measured in an architecture's first pass only (the same to the byte in every pass); a repeat
+# pass's row leaves them empty, and the median over passes is the first pass's value.
+_MEASURED_ONCE = ("peak_infer_mem_mb", "peak_train_mem_mb")
 _MEDIAN_COLUMNS = ["latency_ms", "latency_p10_ms", "latency_p90_ms", "peak_infer_mem_mb", "peak_train_mem_mb",
                    "profile_seconds", "ref_latency_ms", "ref_ratio"]
 KEY = ["arch_id", "batch_size", "fingerprint_id"]
@@ -164,8 +172,8 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     at the same time; NaN without a reference); ``latency_pass_mad`` is the median absolute
     deviation of the passes' latencies over their median (how well the median is pinned down; one
     outlying pass does not move it); ``latency_pass_spread`` is (max − min) / median of the passes'
-    latencies; ``ref_ratio_pass_mad`` is the same for ``ref_ratio`` (NaN without a
-    reference); ``suspect`` joins the passes' notes. Other columns are the first pass's.
+    latencies; ``ref_ratio_pass_mad`` and ``ref_ratio_spread`` are the same for ``ref_ratio`` (NaN
+    without a reference); ``suspect`` joins the passes' notes. Other columns are the first pass's.
     """
     if len(df) == 0:
         return df.assign(passes=pd.Series(dtype=int), latency_pass_spread=pd.Series(dtype=float),
@@ -191,6 +199,8 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     first["latency_pass_mad"] = lat.agg(_rel_mad)
     if "ref_ratio" in df:
         first["ref_ratio_pass_mad"] = groups["ref_ratio"].agg(_rel_mad)
+        ratio = groups["ref_ratio"]
+        first["ref_ratio_spread"] = (ratio.max() - ratio.min()) / ratio.median()
     if "suspect" in df:
         first["suspect"] = groups["suspect"].agg(lambda s: "; ".join(sorted({v for v in s.astype(str) if v})))
     return first.reset_index()

@@ -31,6 +31,7 @@ One call produces a :class:`ProfileRecord`:
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from dataclasses import asdict, dataclass, field
@@ -74,6 +75,10 @@ class LatencySettings:
             object.__setattr__(self, name, value)
 
 
+def _or_empty(value: float) -> float | str:
+    return "" if math.isnan(value) else value
+
+
 @dataclass(frozen=True)
 class ProfileRecord:
     """Everything measured for one (model, device, batch size)."""
@@ -111,7 +116,9 @@ class ProfileRecord:
             "latency_ms": self.latency.median_ms, "latency_p10_ms": self.latency.p10_ms,
             "latency_p90_ms": self.latency.p90_ms, "latency_repeats": self.latency.repeats,
             "latency_stable": self.latency.stable,
-            "peak_infer_mem_mb": self.peak_infer_mem_mb, "peak_train_mem_mb": self.peak_train_mem_mb,
+            # not measured (a repeat pass): left empty
+            "peak_infer_mem_mb": _or_empty(self.peak_infer_mem_mb),
+            "peak_train_mem_mb": _or_empty(self.peak_train_mem_mb),
             "param_mb": self.param_mb,
             "n_kernels": len(self.kernels), "kernel_waves": sum(k.waves for k in self.kernels),
             "core_clock_before_mhz": self.clocks_before.core_clock_mhz or "",
@@ -188,13 +195,17 @@ def profile(
     space: SearchSpace | None = None,
     reference: nn.Module | ArchConfig | Deployed | None = None,
     runtime: str = "torch",
+    with_memory: bool = True,
 ) -> ProfileRecord:
     """Measure ``target`` (a model, or an architecture of ``space`` — default: the registered
     space it names) on ``device`` in ``runtime`` (:data:`profilers.runtimes.RUNTIMES`). A module
     passed in is moved to ``device``; its training flag and gradients are left as they were.
     ``reference`` (a model or an architecture taking the same input, or one already deployed in
     ``runtime`` — built once when every measurement of a run times it) is timed interleaved with
-    ``target``; the record's ``ref_latency`` holds its latency."""
+    ``target``; the record's ``ref_latency`` holds its latency. ``with_memory=False`` times the
+    network only (a repeat measurement of an architecture whose memory is known: on the CPU the
+    peaks are the same to the byte in every pass); the record's memory figures are then NaN —
+    unless ``with_ops``, whose records come from the same profiled calls."""
     batch_size = check_positive_int("batch_size", plain_int(batch_size))
     if threads is not None:
         threads = check_positive_int("threads", plain_int(threads))
@@ -260,8 +271,11 @@ def profile(
                     model.zero_grad(set_to_none=True)
                     model.eval()
 
-            runtime_peak = deployed.peak_infer_bytes(x)
-            if runtime_peak is None:  # a PyTorch runtime: the device's backend measures the call
+            runtime_peak = deployed.peak_infer_bytes(x) if with_memory else None
+            if not with_memory and not with_ops:
+                peak_infer = peak_train = math.nan
+                ops, kernels = (), ()
+            elif runtime_peak is None:  # a PyTorch runtime: the device's backend measures the call
                 peak_infer, peak_train, ops, kernels = backend.memory_and_ops(
                     infer, train, infer_live_bytes=resident + x_bytes,
                     train_live_bytes=resident + x_bytes + y_bytes, with_ops=with_ops, fingerprint=fp)

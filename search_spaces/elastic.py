@@ -174,7 +174,8 @@ class QuadraSupernet(nn.Module):
 
     def run_stages(self, x: torch.Tensor, arch: ArchConfig, start: int, stop: int) -> torch.Tensor:
         """Stages ``start`` … ``stop − 1`` of ``arch`` (validated by the caller) on ``x``: the input
-        images when ``start`` is 0 (the stem runs first, as part of stage 0), else the output of stage ``start − 1`` of an
+        images when ``start`` is 0 (the stem runs first, as part of stage 0), else the output of
+        stage ``start − 1`` of an
         architecture whose first ``start`` stages are ``arch``'s. ``forward`` is
         ``run_head(run_stages(x, arch, 0, n), arch)``; what a stage computes depends only on the
         stages before it, so outputs of a shared prefix of stages can be reused (the search's scorer)."""

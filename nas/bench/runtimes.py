@@ -13,7 +13,8 @@ cores, each runtime ran with the other's pool still spinning (PyTorch eager twic
 beside TorchScript) — a contention of this benchmark, not of either deployment. The blocks
 remove most of it, not all: on this 2-core machine eager at 2 threads still ran about 15 %
 slower beside ONNX Runtime than beside TorchScript, so ratios at as many threads as cores are
-the less exact ones (``median_torch_latency_ms`` per runtime shows it). The record gives per runtime and thread count the distribution of those
+the less exact ones (``median_torch_latency_ms`` per runtime shows it). The record gives per
+runtime and thread count the distribution of those
 ratios (median, p10, p90, min, max, the share of architectures the runtime runs faster) and the
 Kendall τ between the two runtimes' latencies (whether they rank architectures alike); per
 runtime, the speed-up from the fewest to the most threads (latency ratio, each measured

@@ -22,16 +22,19 @@ def _spread(record: ProfileRecord) -> float:
     return (lat.p90_ms - lat.p10_ms) / lat.median_ms
 
 
-# Paired sampling (4.): 10 pairs at least (rounds of 5), after 3 warm-up pairs — the ratio to the
-# reference settles in far fewer calls than a latency timed alone, and at large batch sizes each
-# pair costs tens of milliseconds.
-PAIRED_LATENCY = LatencySettings(warmup=3, warmup_seconds=0.1, min_repeats=10)
+# Paired sampling (4.): 10 pairs at least (rounds of 5), after 3 warm-up pairs lasting at least
+# 20 ms — the ratio to the reference settles in far fewer calls than a latency timed alone, and at
+# large batch sizes each pair costs tens of milliseconds. (The tenth of a second of warm-up used
+# before was half of a digits-s measurement's 0.2 s; nas bench predictors found no loss from 20 ms.)
+PAIRED_LATENCY = LatencySettings(warmup=3, warmup_seconds=0.02, min_repeats=10)
 
 
 def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: LatencySettings = PAIRED_LATENCY,
-                 reference: torch.nn.Module | ArchConfig | Deployed | None = None) -> ProfileRecord:
+                 reference: torch.nn.Module | ArchConfig | Deployed | None = None,
+                 with_memory: bool = True) -> ProfileRecord:
     """Profile ``arch`` (timed interleaved with ``reference`` when given); retry a noisy
-    measurement up to ``config.retries`` times, keep the tightest."""
+    measurement up to ``config.retries`` times, keep the tightest. ``with_memory=False``: the
+    latency only (:func:`profilers.profile`), for a repeat pass."""
     def ok(rec: ProfileRecord) -> bool:
         return rec.latency.stable and (rec.ref_latency is not None or _spread(rec) <= config.max_spread)
 
@@ -39,7 +42,7 @@ def measure_arch(arch: ArchConfig, config: ProfileRunConfig, *, latency: Latency
     for _ in range(config.retries + 1):
         rec = profile(arch, device=config.device, batch_size=config.batch_size, threads=config.threads,
                       latency=latency, with_ops=config.records_ops, reference=reference,
-                      runtime=config.runtime)
+                      runtime=config.runtime, with_memory=with_memory)
         if best is None or (not ok(rec), _spread(rec)) < (not ok(best), _spread(best)):
             best = rec
         if ok(best):

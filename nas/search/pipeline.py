@@ -8,7 +8,8 @@ Phases, each resumable from what the run directory already holds (``--resume``,
    (:mod:`nas.search.study`) scored by the supernet's inherited accuracy and the predictors
    (:mod:`nas.search.scoring`), the budgets as its constraint, in the run's own journal file by
    default (:mod:`nas.search.journal`, :mod:`nas.search.storage`). ``workers`` > 1 starts helper
-   processes on the same study (:mod:`nas.search.workers`); ``join`` adds this process to a study another worker created in a
+   processes on the same study (:mod:`nas.search.workers`); ``join`` adds this process to a
+   study another worker created in a
    shared ``storage`` (PostgreSQL across machines). A database that fails mid-search raises
    :class:`nas.search.storage.StorageUnavailable`; everything told before is kept. ``resume``
    continues the storage and study name that ``config.json`` records unless others are given.

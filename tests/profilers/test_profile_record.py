@@ -485,7 +485,8 @@ def test_paired_timing_interleaves_call_by_call_in_alternating_order(monkeypatch
 
 
 def test_paired_timing_warms_both_up_first(monkeypatch):
-    monkeypatch.setattr(timing, "pair_block", lambda call_ms, block_ms=None: 1)  # call by call, whatever the warm-up took
+    # call by call, whatever the warm-up took
+    monkeypatch.setattr(timing, "pair_block", lambda call_ms, block_ms=None: 1)
     _, script = _run_paired(monkeypatch, [1.0] * 100, [1.0] * 100, warmup=2, min_repeats=4, max_repeats=10)
     assert script.log[:4] == ["target", "ref", "target", "ref"]
     assert len(script.log) == 4 + 2 * 4

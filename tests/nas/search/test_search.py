@@ -46,7 +46,8 @@ def _brute_front(df: pd.DataFrame) -> set[str]:
 
 def test_run_directory_holds_every_record(run):
     out = run.run_dir
-    for name in ("config.json", "study.journal", "trials.csv", "pareto.csv", "picks.json", "summary.json", "profiles.csv",
+    for name in ("config.json", "study.journal", "trials.csv", "pareto.csv", "picks.json", "summary.json",
+                 "profiles.csv",
                  "pareto.png", "hypervolume.png", "report.html", "report.md", "supernet/supernet.safetensors",
                  "predictors/latency/predictor.json", "predictors/memory/predictor.json"):
         assert (out / name).is_file(), name
@@ -275,7 +276,8 @@ def test_a_copied_or_moved_run_directory_goes_on_with_its_own_study_file(run, tm
     assert search_main(_reusing(run, moved, "--resume", trials=9)) == 0
     assert len(pd.read_csv(moved / "trials.csv")) == 9
     stored = json.loads((moved / "config.json").read_text())
-    assert stored["storage"] == f"journal:///{(moved / 'study.journal').resolve()}" and stored["storage_in_run_dir"] is True
+    assert stored["storage"] == f"journal:///{(moved / 'study.journal').resolve()}"
+    assert stored["storage_in_run_dir"] is True
     assert not first.exists()  # nothing was recreated at the old place
 
 
@@ -297,7 +299,8 @@ def test_report_without_its_storage_renders_from_the_tables_on_disk(run, tmp_pat
 
 def test_report_names_a_missing_study_file_and_creates_none(run, tmp_path, capsys):
     copy = tmp_path / "nostudy"
-    shutil.copytree(run.run_dir, copy, ignore=shutil.ignore_patterns("supernet", "predictors", "exports", "study.journal*"))
+    shutil.copytree(run.run_dir, copy,
+                    ignore=shutil.ignore_patterns("supernet", "predictors", "exports", "study.journal*"))
     assert main(["report", "--run", str(copy)]) == 2
     err = capsys.readouterr().err
     assert "study.journal" in err and "does not exist" in err
