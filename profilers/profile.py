@@ -204,14 +204,17 @@ def profile(
     ``runtime`` — built once when every measurement of a run times it) is timed interleaved with
     ``target``; the record's ``ref_latency`` holds its latency. ``with_memory=False`` times the
     network only (a repeat measurement of an architecture whose memory is known: on the CPU the
-    peaks are the same to the byte in every pass); the record's memory figures are then NaN —
-    unless ``with_ops``, whose records come from the same profiled calls."""
+    peaks are the same to the byte in every pass); the record's memory figures are then NaN. It
+    needs ``with_ops=False``: per-op records come from the same profiled calls as the memory."""
     batch_size = check_positive_int("batch_size", plain_int(batch_size))
     if threads is not None:
         threads = check_positive_int("threads", plain_int(threads))
     if not isinstance(latency, LatencySettings):
         raise TypeError(f"latency must be a LatencySettings, got {type(latency).__name__}"
                         + (f"; build one from it: LatencySettings(**{latency!r})" if isinstance(latency, dict) else ""))
+    if not with_memory and with_ops:
+        raise ValueError("with_memory=False needs with_ops=False: per-op records come from the profiled calls "
+                         "that measure memory")
     rt = create_runtime(runtime)  # unknown or not installed: said before anything is built
     backend = backend_for(device)
     device = backend.device
@@ -272,7 +275,7 @@ def profile(
                     model.eval()
 
             runtime_peak = deployed.peak_infer_bytes(x) if with_memory else None
-            if not with_memory and not with_ops:
+            if not with_memory:
                 peak_infer = peak_train = math.nan
                 ops, kernels = (), ()
             elif runtime_peak is None:  # a PyTorch runtime: the device's backend measures the call

@@ -123,7 +123,8 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: Iter
     ref_model = deploy_reference(space, config.target)
 
     def measure(arch: ArchConfig, p: int, source: str) -> None:
-        rec = measure_arch(arch, config, reference=ref_model, with_memory=p == 0)
+        # memory in the first pass; every pass where per-op records are kept (they come with it)
+        rec = measure_arch(arch, config, reference=ref_model, with_memory=p == 0 or config.records_ops)
         row = rec.to_row()
         row["ref_arch_id"] = ref_arch.arch_id
         row["sample_source"] = source

@@ -1274,6 +1274,8 @@ def test_profile_without_memory_times_only(base_record):
     row = rec.to_row()
     assert row["peak_infer_mem_mb"] == "" and row["peak_train_mem_mb"] == ""
     assert base_record.to_row()["peak_infer_mem_mb"] == base_record.peak_infer_mem_mb > 0
+    with pytest.raises(ValueError, match="with_memory=False needs with_ops=False"):
+        profile(_space().min_arch(), with_memory=False)  # with_ops defaults to True
 
 
 def test_max_passes_below_passes_is_refused():
