@@ -172,8 +172,8 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     at the same time; NaN without a reference); ``latency_pass_mad`` is the median absolute
     deviation of the passes' latencies over their median (how well the median is pinned down; one
     outlying pass does not move it); ``latency_pass_spread`` is (max − min) / median of the passes'
-    latencies; ``ref_ratio_pass_mad`` and ``ref_ratio_spread`` are the same for ``ref_ratio`` (NaN
-    without a reference); ``suspect`` joins the passes' notes. Other columns are the first pass's.
+    latencies; ``ref_ratio_pass_mad`` is the same for ``ref_ratio`` (NaN without a
+    reference); ``suspect`` joins the passes' notes. Other columns are the first pass's.
     """
     if len(df) == 0:
         return df.assign(passes=pd.Series(dtype=int), latency_pass_spread=pd.Series(dtype=float),
@@ -199,8 +199,6 @@ def aggregate_profiles(df: pd.DataFrame) -> pd.DataFrame:
     first["latency_pass_mad"] = lat.agg(_rel_mad)
     if "ref_ratio" in df:
         first["ref_ratio_pass_mad"] = groups["ref_ratio"].agg(_rel_mad)
-        ratio = groups["ref_ratio"]
-        first["ref_ratio_spread"] = (ratio.max() - ratio.min()) / ratio.median()
     if "suspect" in df:
         first["suspect"] = groups["suspect"].agg(lambda s: "; ".join(sorted({v for v in s.astype(str) if v})))
     return first.reset_index()

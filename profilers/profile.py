@@ -275,7 +275,7 @@ def profile(
                     model.eval()
 
             runtime_peak = deployed.peak_infer_bytes(x) if with_memory else None
-            if not with_memory:
+            if not with_memory:  # a repeat measurement: latency only
                 peak_infer = peak_train = math.nan
                 ops, kernels = (), ()
             elif runtime_peak is None:  # a PyTorch runtime: the device's backend measures the call

@@ -3,8 +3,7 @@
 For each batch size: profile a training set (``n_train`` architectures, spread + adaptive,
 seed ``seed``) and a held-out set (``n_test``, spread over the space with seed ``test_seed``,
 excluding every training architecture) on the device, pass by pass in alternation so both sets
-span the same stretch of time (the held-out set in every pass, whatever ``settle_rel`` is); fit
-every cost model on the training set
+span the same stretch of time; fit every cost model on the training set
 and evaluate it on the held-out set; the default model is the one :class:`Predictor` picks by
 cross-validation *on the training set only*. Latency predictors are reference-normalised (see
 :class:`predictors.Predictor`): ``within_10pct`` etc. compare with held-out latencies brought
@@ -98,10 +97,9 @@ def run_predictor_bench(config: PredictorBenchConfig, *, out: str | Path, progre
     for b in config.batch_sizes:
         train_cfg = ProfileRunConfig(space=config.space, n=config.n_train, device=config.device, batch_size=b,
                                      seed=config.seed, threads=config.threads, runtime=config.runtime)
-        # the held-out set is the measuring stick: every one of its passes for every architecture
         test_cfg = ProfileRunConfig(space=config.space, n=config.n_test, device=config.device, batch_size=b,
                                     seed=config.test_seed, threads=config.threads, adaptive_fraction=0.0,
-                                    runtime=config.runtime, settle_rel=None)
+                                    runtime=config.runtime)
         # Pass k of the training set, then pass k of the held-out set, and so on: both sets are
         # measured across the same stretch of time, so a drift of the machine's speed between
         # "training time" and "test time" is not mistaken for prediction error. Extra passes

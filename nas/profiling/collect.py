@@ -12,13 +12,10 @@
    predictor errs.
 3. Every architecture is measured again in ``passes − 1`` later passes, each in its own seeded
    order, so a burst of load from other tenants of a shared machine hits one measurement of an
-   architecture, not all; the table keeps every pass and fitting uses their median. With
-   ``settle_rel``, the third and later of the ``passes`` measure only the architectures whose
-   passes so far differ by more than that (relative spread of the ratio to the reference, 4.):
-   the median of three lies between the first two, so an agreeing pair's mean is within half
-   that of it. It is off by default: at 3 % it saved a third of the passes on digits-s but cost
-   held-out Kendall τ (0.959 → 0.944, ``nas bench predictors``). An architecture
-   whose passes still disagree — median absolute deviation over the median above
+   architecture, not all; the table keeps every pass and fitting uses their median. (Measuring a
+   third pass only where the first two disagreed by over 3 % saved a third of the passes on
+   digits-s but cost held-out Kendall τ, 0.959 → 0.944 in ``nas bench predictors``: all passes
+   stay.) An architecture whose passes still disagree — median absolute deviation over the median above
    ``max_pass_mad`` — gets extra passes, up to ``max_passes``. Repeat passes time the network
    only: its memory, the same to the byte in every pass on the CPU, is measured in the first
    (with per-op records, on CUDA, every pass records them).
@@ -71,17 +68,6 @@ def records_path(table: str | Path) -> Path:
     """Where the per-op and per-kernel records of a profile table go: ``TABLE.records.jsonl``."""
     table = Path(table)
     return table.with_name(table.name + ".records.jsonl")
-
-
-def _unsettled(agg: pd.DataFrame, settle_rel: float, p: int) -> set[str]:
-    """Architectures whose ``p`` passes so far differ by more than ``settle_rel`` (relative spread
-    of the ratio to the reference, or of the latency when timed alone), or that have fewer passes."""
-    if "ref_ratio" in agg and agg["ref_ratio"].notna().all():
-        ratios = agg["ref_ratio_spread"]
-    else:
-        ratios = agg["latency_pass_spread"]
-    return {a for a, spread, n in zip(agg["arch_id"].astype(str), ratios, agg["passes"])
-            if n < p or not spread <= settle_rel}
 
 
 def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: Iterable[str | ArchConfig] = frozenset(),
@@ -172,17 +158,10 @@ def collect_profiles(config: ProfileRunConfig, out: str | Path, *, exclude: Iter
                 taken.add(arch.arch_id)
                 arch_of[arch.arch_id] = arch
                 measure(arch, 0, "adaptive")
-        # Later passes: the same architectures again, each pass in its own order; from the third on
-        # only those whose passes have not settled.
+        # Later passes: the same architectures again, each pass in its own order.
         for p in range(1, config.passes):
             order = list(chosen[: config.n])
             random.Random(config.seed * 1000 + p).shuffle(order)
-            if p >= 2 and config.settle_rel is not None:
-                unsettled = _unsettled(aggregate_profiles(mine()), config.settle_rel, p)
-                skipped = [a for a in order if a not in unsettled and (a, p) not in done]
-                order = [a for a in order if a in unsettled or (a, p) in done]
-                bar.total -= len(skipped)
-                bar.refresh()
             for arch_id in order:
                 if (arch_id, p) not in done:
                     measure(arch_of[arch_id], p, "repeat")

@@ -29,8 +29,6 @@ class ProfileRunConfig:
     passes: int = 3  # measurements per architecture, spread over the run
     max_passes: int = 7  # cap on passes for architectures whose passes disagree
     max_pass_mad: float = 0.03  # passes disagree above this relative MAD of the ratio to the reference
-    settle_rel: float | None = None  # from the third pass on, measure an architecture again only while its
-    # passes differ by more than this relative spread of the ratio to the reference (None: every pass for all)
     retries: int = 2  # retries of a measurement whose ratio to the reference never settled
     max_spread: float = 0.25  # a latency timed alone is retried above this (p90 - p10) / median
     with_ops: bool | None = None  # also on CPU, write per-op records to FILE.records.jsonl
@@ -47,10 +45,6 @@ class ProfileRunConfig:
             raise ValueError(f"max_passes ({self.max_passes}) must be at least passes ({self.passes})")
         if not self.max_pass_mad > 0:
             raise ValueError(f"max_pass_mad must be positive, got {self.max_pass_mad!r}")
-        if self.settle_rel is not None and (isinstance(self.settle_rel, bool)
-                                            or not isinstance(self.settle_rel, (int, float))
-                                            or not 0 < self.settle_rel < 1):
-            raise ValueError(f"settle_rel must be a number in (0, 1) or None, got {self.settle_rel!r}")
         check_device(self.device)
         check_runtime(self.runtime)
         if self.threads is not None:
